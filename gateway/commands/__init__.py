@@ -1,0 +1,1 @@
+"""Subcommands of ``campus-edge``: one module each, discovered by ``gateway.cli``."""

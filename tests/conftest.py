@@ -1,0 +1,43 @@
+"""Fixtures shared by every test package: real components, each started on a random loopback port."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import Broker, running_broker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep proxies and TLS overrides of the developer's shell out of tests (everything is loopback)."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                "SSL_CERT_FILE", "SSL_CERT_DIR", "NOTIFY_SOCKET"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto broker with persistence, on 127.0.0.1 and a free port."""
+    with running_broker(tmp_path / "mosquitto") as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def profiles_dir() -> Path:
+    return ROOT / "device_profiles"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"campus-collector tests; CI={os.environ.get('CI', '')}"
