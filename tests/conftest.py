@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (imported early: a lazy import at session end trips a CPython 3.11.7 AST bug)
 import pytest
 
 from tests.support.procs import Broker, running_broker

@@ -37,7 +37,7 @@ def test_example_config_parses(tmp_path: Path) -> None:
     ("[gateway\n", "not valid TOML"),
 ])
 def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
-    with pytest.raises(ConfigError, match="edge.toml") as exc:
+    with pytest.raises(ConfigError, match=r"edge\.toml") as exc:
         load_config(write(tmp_path, text))
     assert needle in str(exc.value)
 
