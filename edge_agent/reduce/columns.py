@@ -60,7 +60,7 @@ class Columns:
         if ts.size and ts.dtype.kind not in "iu":
             raise ReductionError(f"ts_ms: timestamps must be integer milliseconds, got dtype {ts.dtype}")
         value = np.asarray(self.value, dtype=np.float64)
-        arrays = {"series": series, "ts_ms": ts, "value": value}
+        arrays: dict[str, NDArray[Any]] = {"series": series, "ts_ms": ts, "value": value}
         for name, arr in arrays.items():
             if arr.ndim != 1:
                 raise ReductionError(f"{name}: must be 1-D, got shape {arr.shape}")
@@ -88,7 +88,7 @@ class Columns:
         """No rows."""
         return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float64))
 
-    def take(self, index: ArrayLike) -> Columns:
+    def take(self, index: NDArray[np.bool_] | NDArray[np.integer[Any]] | slice) -> Columns:
         """The rows at ``index`` (integer positions or a boolean mask), in that order."""
         return Columns(self.series[index], self.ts_ms[index], self.value[index])
 

@@ -131,7 +131,8 @@ def window_starts(
     if len(w) and w.min() <= 0:
         raise ReductionError("window_ms: window lengths must be positive")
     off = np.mod(per_series(offset_ms, series, "offset_ms", np.int64), np.maximum(w, 1))
-    return ts_ms - np.mod(ts_ms - off, w)
+    out: IntArray = ts_ms - np.mod(ts_ms - off, w)
+    return out
 
 
 def _percentiles(values: FloatArray, starts: IntArray, counts: IntArray, levels: FloatArray) -> FloatArray:
@@ -153,8 +154,8 @@ def _percentiles(values: FloatArray, starts: IntArray, counts: IntArray, levels:
     a = sv[starts[:, None] + prev_i]
     b = sv[starts[:, None] + next_i]
     diff = b - a  # numpy's _lerp, including its branch for gamma >= 0.5
-    out = a + diff * gamma
-    return np.where(gamma >= 0.5, b - diff * (1 - gamma), out)
+    out: FloatArray = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return out
 
 
 def aggregate_windows(
