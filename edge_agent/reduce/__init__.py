@@ -16,7 +16,7 @@ Semantics are documented in ``docs/reduction.md``.
 
 from edge_agent.reduce.columns import Columns, ReductionError, canonical_order
 from edge_agent.reduce.counters import CounterDeltas, CounterResult, CounterState, counter_deltas
-from edge_agent.reduce.deadband import NEVER, DeadbandResult, DeadbandState, deadband
+from edge_agent.reduce.deadband import NEVER, DeadbandResult, DeadbandState, apply_deadband
 from edge_agent.reduce.late import NO_TS, LateReport, SeriesCounts, classify_late
 from edge_agent.reduce.waveform import WaveformFeatures, block_features, ragged_features, waveform_features
 from edge_agent.reduce.windows import (
@@ -44,11 +44,11 @@ __all__ = [
     "WindowAggregates",
     "WindowVersions",
     "aggregate_windows",
+    "apply_deadband",
     "block_features",
     "canonical_order",
     "classify_late",
     "counter_deltas",
-    "deadband",
     "ragged_features",
     "waveform_features",
     "window_starts",

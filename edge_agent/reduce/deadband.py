@@ -210,7 +210,7 @@ def _lockstep(
     return kept, new
 
 
-def deadband(
+def apply_deadband(
     cols: Columns,
     state: DeadbandState | None = None,
     *,
