@@ -1,0 +1,14 @@
+"""The warehouse's transforms (one module per tier) and the DAG runner that orders and runs them.
+
+``ALL`` lists every transform in declaration order; ``runner.run`` orders them by their ``after``
+dependencies. Table-level lineage is ``Transform.inputs`` → ``Transform.outputs``.
+"""
+
+from __future__ import annotations
+
+from cloud_ingest.warehouse.transforms import dwd
+from cloud_ingest.warehouse.transforms.base import Context, Transform
+
+ALL: tuple[Transform, ...] = (*dwd.TRANSFORMS,)
+
+__all__ = ["ALL", "Context", "Transform"]

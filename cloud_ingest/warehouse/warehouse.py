@@ -1,0 +1,182 @@
+"""The warehouse facade: land batches, run transforms, load the registry, answer read-only queries.
+
+Threads: ``land_batch`` and ``run_transforms`` may be called from different threads. Landing uses its own
+session under a writer lock (DuckDB has one writer process; PostgreSQL replicas coordinate through the
+database: unique (gateway, seq) and advisory locks, see ``adapter``). Transform runs and registry loads
+use a second session under a run lock. ``query`` opens a read-only session per call (pooled on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from cloud_ingest.warehouse import ddl
+from cloud_ingest.warehouse.adapter import Engine, Params, Session, open_engine
+from cloud_ingest.warehouse.errors import SchemaError, WarehouseError
+from cloud_ingest.warehouse.landing import LandResult, land_batch
+from cloud_ingest.warehouse.schema import load_schema
+from cloud_ingest.warehouse.transforms import ALL as ALL_TRANSFORMS
+from cloud_ingest.warehouse.transforms import runner
+from edge_agent.wire import Batch
+
+_LOGGER = logging.getLogger(__name__)
+
+READER_POOL_SIZE = 4  # idle read sessions kept (PostgreSQL); more concurrent readers open and close their own
+HI_SQL = ("SELECT GREATEST(COALESCE((SELECT MAX(load_id) FROM ods_iot_batch_di), 0), "
+          "COALESCE((SELECT MAX(load_id) FROM meta_etl_dirty_day), 0))")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def ensure_schema(session: Session, dialect: str, now_ms: int) -> None:
+    """Create missing tables (idempotent DDL) and record the schema version; refuse a newer database."""
+    version = load_schema().version
+    with session.transaction():
+        session.snapshot_guard()  # replicas starting together: one creates, the others wait
+        exists = session.fetch_one_value(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'meta_pub_schema_log'")
+        if exists:
+            have = session.fetch_one_value("SELECT MAX(schema_ver) FROM meta_pub_schema_log") or 0
+            if int(have) > version:
+                raise SchemaError(f"the database has warehouse schema v{have}, newer than this program's "
+                                  f"v{version}: upgrade the program")
+            if int(have) == version:
+                return
+        for stmt in ddl.render(dialect):
+            session.execute(stmt)
+        session.execute("INSERT INTO meta_pub_schema_log (schema_ver, applied_ms) VALUES (?, ?)",
+                        (version, now_ms))
+        _LOGGER.info("warehouse schema v%s applied", version)
+
+
+class Warehouse:
+    """One warehouse database. Build with :func:`open_warehouse`; close with :meth:`close`."""
+
+    def __init__(self, engine: Engine, *, clock_ms: Callable[[], int] = _now_ms) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.url = engine.url
+        self._clock = clock_ms
+        self._write_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._reader_lock = threading.Lock()
+        self._readers: list[Session] = []
+        self._closed = False
+        self._land = engine.session()
+        self._etl = engine.session()
+        try:
+            ensure_schema(self._etl, self.dialect, clock_ms())
+        except BaseException:
+            self._land.close()
+            self._etl.close()
+            raise
+
+    # ---------------------------------------------------------------------------------------------- ingest
+
+    def land_batch(self, batch: Batch, *, body_checksum: str, received_ms: int) -> LandResult:
+        """Store ``batch`` in ODS, idempotently on (gateway, seq); durably committed when it returns.
+
+        ``stored``: new; ``duplicate``: same (gateway, seq) and checksum already stored, nothing written;
+        ``conflict``: same (gateway, seq) with another checksum, nothing written. Thread-safe.
+        """
+        with self._write_lock:
+            self._check_open()
+            return land_batch(self._land, batch, body_checksum=body_checksum, received_ms=received_ms)
+
+    # ----------------------------------------------------------------------------------------- transforms
+
+    @contextlib.contextmanager
+    def maintenance(self) -> Iterator[Session]:
+        """The transform session under the run lock (transform runs, registry loads: one at a time)."""
+        with self._run_lock:
+            self._check_open()
+            with self._etl.run_lock():
+                yield self._etl
+
+    def snapshot_hi(self, session: Session) -> int:
+        """The highest change id such that every id up to it is committed (watermark protocol)."""
+        with self._write_lock, session.transaction():
+            session.snapshot_guard()
+            return int(session.fetch_one_value(HI_SQL) or 0)
+
+    def run_transforms(self, *, only: Sequence[str] = ()) -> dict[str, int]:
+        """Run the transform DAG over everything landed so far; returns rows written per table.
+
+        Idempotent: a second call with no new data writes nothing. Raises ``TransformError`` after running
+        what does not depend on a failed transform.
+        """
+        with self.maintenance() as session:
+            hi = self.snapshot_hi(session)
+            return runner.run(session, ALL_TRANSFORMS, hi, now_ms=self._clock(), only=only)
+
+    def watermarks(self) -> dict[str, int]:
+        with self._run_lock:
+            return runner.watermarks(self._etl)
+
+    # ---------------------------------------------------------------------------------------------- reads
+
+    def query(self, sql: str, params: Params = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one read-only statement (``?`` placeholders); returns (column names, rows).
+
+        Raises ``ReadOnlyError`` for anything that could write (DuckDB: only a single SELECT is accepted;
+        PostgreSQL: the statement runs in a READ ONLY transaction) and ``EngineError`` for bad SQL.
+        """
+        self._check_open()
+        with self._reader_lock:
+            session = self._readers.pop() if self._readers else None
+        if session is None:
+            session = self.engine.session(read_only=True)
+        ok = False
+        try:
+            result = session.read_only_table(sql, params)
+            ok = True
+            return result
+        finally:
+            with self._reader_lock:
+                if ok and self.dialect == "postgres" and len(self._readers) < READER_POOL_SIZE \
+                        and not self._closed:
+                    self._readers.append(session)
+                else:
+                    session.close()
+
+    # -------------------------------------------------------------------------------------------- closing
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WarehouseError(f"{self.url}: warehouse is closed")
+
+    def close(self) -> None:
+        """Close every session and the database (idempotent)."""
+        with self._write_lock, self._run_lock:
+            if self._closed:
+                return
+            self._closed = True
+            with self._reader_lock:
+                for s in self._readers:
+                    s.close()
+                self._readers.clear()
+            self._land.close()
+            self._etl.close()
+            self.engine.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_warehouse(url: str, *, clock_ms: Callable[[], int] = _now_ms) -> Warehouse:
+    """Open (and create or upgrade the schema of) the warehouse at ``url``.
+
+    ``duckdb:///path/file.duckdb`` (one file, zero setup; one writer process) or ``postgresql://…``
+    (several ingest replicas may share it). Raises ``EngineError`` when the database cannot be opened.
+    """
+    return Warehouse(open_engine(url), clock_ms=clock_ms)
