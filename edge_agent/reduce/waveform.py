@@ -98,7 +98,7 @@ def block_features(
 
     # Periodic ("DFT-even") Hann: 0.5 - 0.5 cos(2 pi k / n). Unlike the symmetric np.hanning it
     # puts a bin-centred sine's power exactly into three bins summing to A**2 / 2.
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n) if n > 1 else np.ones(n)
     spec = np.fft.rfft((x - x.mean(axis=1, keepdims=True)) * window, axis=1)
     power = spec.real**2 + spec.imag**2
     norm = n * float(np.sum(window * window))
