@@ -89,8 +89,17 @@ class Columns:
         return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float64))
 
     def take(self, index: NDArray[np.bool_] | NDArray[np.integer[Any]] | slice) -> Columns:
-        """The rows at ``index`` (integer positions or a boolean mask), in that order."""
-        return Columns(self.series[index], self.ts_ms[index], self.value[index])
+        """The rows at ``index`` (integer positions, a boolean mask or a slice), in that order."""
+        return Columns._trusted(self.series[index], self.ts_ms[index], self.value[index])
+
+    @classmethod
+    def _trusted(cls, series: SeriesArray, ts_ms: IntArray, value: FloatArray) -> Columns:
+        """Build from arrays taken from a validated instance, skipping validation (hot path)."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "series", series)
+        object.__setattr__(obj, "ts_ms", ts_ms)
+        object.__setattr__(obj, "value", value)
+        return obj
 
 
 def canonical_order(cols: Columns) -> IntArray:
@@ -159,12 +168,14 @@ def segment_starts(*keys: NDArray[Any]) -> IntArray:
 def per_series(param: ArrayLike, series: SeriesArray, name: str, dtype: Any) -> NDArray[Any]:
     """Look up a per-series parameter for each row: a scalar for all, or an array indexed by id.
 
+    The result may be a read-only broadcast view: do not write to it.
+
     Raises:
         ReductionError: the array is not 1-D or is shorter than the largest series id + 1.
     """
     arr = np.asarray(param, dtype=dtype)
     if arr.ndim == 0:
-        return np.full(len(series), arr, dtype=dtype)
+        return np.broadcast_to(arr, (len(series),))  # read-only view: no n-sized copy
     if arr.ndim != 1:
         raise ReductionError(f"{name}: must be a scalar or a 1-D array indexed by series id")
     if len(series) and int(series.max()) >= len(arr):

@@ -257,7 +257,7 @@ def apply_deadband(
     kept = np.empty(n, dtype=bool)
     for lo in range(0, n, CHUNK_ROWS):
         hi = min(lo + CHUNK_ROWS, n)
-        part = Columns(rows.series[lo:hi], rows.ts_ms[lo:hi], rows.value[lo:hi])
+        part = rows.take(slice(lo, hi))
         kept[lo:hi], state = _chunk(part, state, ab[lo:hi], rb[lo:hi], sil[lo:hi])
     return DeadbandResult(rows.take(kept), where[kept], state)
 

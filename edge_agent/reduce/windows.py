@@ -35,6 +35,9 @@ from edge_agent.reduce.columns import (
 )
 
 DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+# Percentiles sort each window's values in a padded 2-D table when it is at most this many times
+# the number of rows (windows of similar size); otherwise one lexsort (less memory, slower).
+PAD_LIMIT = 4
 
 
 @dataclass(slots=True, frozen=True, eq=False)
@@ -140,8 +143,18 @@ def _percentiles(values: FloatArray, starts: IntArray, counts: IntArray, levels:
 
     ``values`` is grouped by segment; each segment is sorted by value here (one lexsort for all).
     """
-    gid = np.repeat(np.arange(len(starts)), counts)
-    sv = values[np.lexsort((values, gid))]
+    groups = len(starts)
+    widest = int(counts.max())
+    if groups * widest <= PAD_LIMIT * len(values):
+        # Pad the groups into a (groups, widest) matrix with +inf (values are finite, so padding
+        # sorts last and is never read) and sort each row: much faster than one lexsort.
+        rank = np.arange(len(values)) - np.repeat(starts, counts)
+        table = np.full((groups, widest), np.inf)
+        table[np.repeat(np.arange(groups), counts), rank] = values
+        table.sort(axis=1)
+        sv, starts = table.ravel(), np.arange(groups, dtype=np.int64) * widest
+    else:
+        sv = values[np.lexsort((values, np.repeat(np.arange(groups), counts)))]
     q = np.true_divide(levels, 100)  # numpy: q = true_divide(q, 100)
     last = (counts - 1)[:, None]
     virtual = last * q[None, :]  # numpy: (n - 1) * quantiles

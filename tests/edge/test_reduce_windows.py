@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.reduce import Columns, ReductionError, WindowVersions, aggregate_windows, window_starts
+from edge_agent.reduce import windows as windows_module
 
 SETTINGS = settings(max_examples=150, deadline=None)
 LEVELS = (0.0, 10.0, 25.0, 50.0, 90.0, 95.0, 99.0, 100.0)
@@ -94,6 +96,15 @@ def bits(agg) -> dict[str, bytes]:
 def test_matches_reference(rows, window, offset) -> None:
     agg = aggregate_windows(to_columns(rows), window, offset_ms=offset, percentiles=LEVELS)
     check_against_reference(agg, reference(rows, lambda s: window, lambda s: offset, LEVELS))
+
+
+@SETTINGS
+@given(rows=rows_st, window=st.sampled_from([7, 1000]), pad_limit=st.sampled_from([0, 1, 4]))
+def test_both_percentile_sorts_agree_with_reference(rows, window, pad_limit) -> None:
+    """PAD_LIMIT 0 forces the lexsort path, 4 the padded 2-D sort; both equal numpy.percentile."""
+    with mock.patch.object(windows_module, "PAD_LIMIT", pad_limit):
+        agg = aggregate_windows(to_columns(rows), window, percentiles=LEVELS)
+    check_against_reference(agg, reference(rows, lambda s: window, lambda s: 0, LEVELS))
 
 
 @SETTINGS
