@@ -234,7 +234,7 @@ def aggregate_windows(
     return WindowAggregates(
         series=out_series,
         window_start=out_start,
-        window_ms=per_series(window_ms, out_series, "window_ms", np.int64),
+        window_ms=np.array(per_series(window_ms, out_series, "window_ms", np.int64)),
         version=version,
         count=counts,
         sum=sums,
