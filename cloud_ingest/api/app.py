@@ -1,0 +1,153 @@
+"""``create_app(settings, warehouse)``: the ingest API as a FastAPI app, with no module-level state.
+
+Everything an app needs (tokens, metrics registry, landing gate, fleet store, clock) is built here and
+kept on ``app.state.ctx``; two apps in one process share nothing. OpenAPI is served at ``/openapi.json``
+and ``/docs``. Every refusal has the body ``{"error": {"code", "field", "detail"}}`` (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloud_ingest.api import batches, fleet
+from cloud_ingest.api.auth import TokenStore
+from cloud_ingest.api.context import ApiContext, WarehouseLike, context, wall_clock_ms
+from cloud_ingest.api.errors import Problem, SettingsError
+from cloud_ingest.api.heartbeats import FleetStore, GatewayRecord, InMemoryFleetStore
+from cloud_ingest.api.limits import LandingGate
+from cloud_ingest.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from cloud_ingest.api.metrics import ApiMetrics
+from cloud_ingest.api.settings import ApiSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 2.0  # /readyz gives up on a warehouse that does not answer SELECT 1 in this time
+_LAST_UPLOADS_SQL = ("SELECT gateway_id, MAX(received_ms), MAX(batch_seq) FROM ods_iot_batch_di "
+                     "GROUP BY gateway_id")
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 406: "not_acceptable", 413: "body_too_large",
+                 415: "unsupported_media_type", 422: "bad_request"}
+
+
+def _problem_response(ctx: ApiContext, problem: Problem) -> JSONResponse:
+    ctx.metrics.rejections.labels(problem.code).inc()
+    return JSONResponse(problem.body(), status_code=problem.status, headers=problem.headers)
+
+
+def _seed_fleet(warehouse: WarehouseLike) -> list[GatewayRecord]:
+    """Last upload per gateway from the landing tier, so a restart does not forget it."""
+    _, rows = warehouse.query(_LAST_UPLOADS_SQL)
+    return [GatewayRecord(str(gw), last_upload_ms=int(ms), last_seq=int(seq)) for gw, ms, seq in rows]
+
+
+async def _transform_loop(ctx: ApiContext) -> None:
+    """Run the warehouse transforms every ``transform_interval_s`` in a worker thread; never crash."""
+    interval = ctx.settings.transform_interval_s
+    while True:
+        await anyio.sleep(interval)
+        try:
+            written = await anyio.to_thread.run_sync(ctx.warehouse.run_transforms)
+        except Exception:
+            ctx.metrics.transform_runs.labels("failed").inc()
+            _LOGGER.exception("transform run failed; retrying in %ss", interval)
+        else:
+            ctx.metrics.transform_runs.labels("ok").inc()
+            if _LOGGER.isEnabledFor(logging.DEBUG):
+                _LOGGER.debug("transform run wrote %s", written)
+
+
+def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: TokenStore | None = None,
+               fleet_store: FleetStore | None = None, clock_ms: Callable[[], int] = wall_clock_ms) -> FastAPI:
+    """Build the API around an open ``warehouse`` (the caller opens and closes it).
+
+    ``tokens`` defaults to ``TokenStore.from_file(settings.tokens_file)``; ``fleet_store`` to an in-memory
+    store seeded with each gateway's last upload from the warehouse at startup; ``clock_ms`` returns epoch
+    milliseconds (tests inject one). Raises ``SettingsError`` / ``TokenFileError`` before serving anything.
+    """
+    if tokens is None:
+        if settings.tokens_file is None:
+            raise SettingsError("CAMPUS_API_TOKENS_FILE", "is required (or pass tokens=)")
+        tokens = TokenStore.from_file(settings.tokens_file)
+    seed_fleet = fleet_store is None
+    metrics = ApiMetrics()
+    gate = LandingGate(settings.max_in_flight, settings.max_waiting, settings.queue_wait_s)
+    ctx = ApiContext(settings=settings, warehouse=warehouse, tokens=tokens, metrics=metrics, gate=gate,
+                     fleet=fleet_store or InMemoryFleetStore(), clock_ms=clock_ms)
+    metrics.in_flight.set_function(lambda: gate.in_flight)
+    metrics.waiting.set_function(lambda: gate.waiting)
+    metrics.watch_fleet(lambda: fleet.fleet_counts(ctx))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if seed_fleet and isinstance(ctx.fleet, InMemoryFleetStore):
+            try:
+                records = await anyio.to_thread.run_sync(_seed_fleet, warehouse)
+            except Exception:
+                _LOGGER.exception("cannot read last uploads from the warehouse; fleet starts empty")
+            else:
+                for r in records:
+                    ctx.fleet.record_upload(r.gateway, r.last_seq or 0, r.last_upload_ms or 0)
+        async with anyio.create_task_group() as tg:
+            if settings.transform_interval_s > 0:
+                tg.start_soon(_transform_loop, ctx)
+            yield
+            tg.cancel_scope.cancel()
+
+    app = FastAPI(title="Campus ingest API", version="1", lifespan=lifespan,
+                  description="Batches and heartbeats from campus gateways; fleet status. See docs/api.md.")
+    app.state.ctx = ctx
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        return _problem_response(ctx, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return _problem_response(ctx, Problem(exc.status_code, code, str(exc.detail)[:200],
+                                              headers=exc.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in err.get("loc", ())) or None
+        return _problem_response(ctx, Problem(400, "bad_request", str(err.get("msg", "invalid"))[:200],
+                                              field=field))
+
+    app.include_router(batches.router)
+    app.include_router(fleet.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive and serving (no dependency is checked)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Warehouse unreachable"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """The warehouse answers a query within READY_TIMEOUT_S."""
+        wh = context(request).warehouse
+        try:
+            with anyio.fail_after(READY_TIMEOUT_S):
+                await anyio.to_thread.run_sync(wh.query, "SELECT 1", abandon_on_cancel=True)
+        except Exception as exc:
+            _LOGGER.warning("not ready: warehouse check failed: %s", exc)
+            problem = Problem(503, "warehouse_unavailable", f"warehouse check failed: {type(exc).__name__}",
+                              headers={"Retry-After": str(settings.retry_after_s)})
+            return JSONResponse(problem.body(), status_code=503, headers=problem.headers)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def get_metrics(request: Request) -> Response:
+        """Prometheus text format."""
+        body = await anyio.to_thread.run_sync(context(request).metrics.render)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+    return app

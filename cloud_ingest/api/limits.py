@@ -1,0 +1,93 @@
+"""Request limits: a body reader with a hard byte cap and a deadline, and the gate of in-flight landings.
+
+Policies (each one counted on ``/metrics``):
+
+* Body larger than ``max_body_bytes``: refused with 413 from ``Content-Length`` before a byte is read,
+  or, for a chunked body, as soon as the running count passes the cap; at most ``cap + one chunk`` bytes
+  are ever held.
+* Body not complete within ``body_timeout_s``: 408.
+* Landing gate full (``max_in_flight`` landings running and ``max_waiting`` requests already queued, or
+  no slot within ``queue_wait_s``): 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator
+
+import anyio
+
+
+class BodyTooLarge(Exception):
+    """The body passed ``limit`` bytes; ``seen`` is how many had arrived when reading stopped."""
+
+    def __init__(self, limit: int, seen: int) -> None:
+        self.limit = limit
+        self.seen = seen
+        super().__init__(f"body larger than {limit} bytes (stopped after {seen})")
+
+
+class BodyTimeout(Exception):
+    """The client did not send its whole body in time."""
+
+
+class Saturated(Exception):
+    """No landing slot is free: the caller answers 429 with Retry-After."""
+
+
+async def read_capped(chunks: AsyncIterable[bytes], limit: int, timeout_s: float) -> bytes:
+    """Collect ``chunks`` into bytes, stopping as soon as more than ``limit`` bytes arrived.
+
+    Raises :class:`BodyTooLarge` (nothing more is read from the client) or :class:`BodyTimeout`.
+    """
+    buf = bytearray()
+    with anyio.move_on_after(timeout_s) as scope:
+        async for chunk in chunks:
+            if len(buf) + len(chunk) > limit:
+                raise BodyTooLarge(limit, len(buf) + len(chunk))
+            buf += chunk
+    if scope.cancelled_caught:
+        raise BodyTimeout(f"body not complete after {timeout_s}s ({len(buf)} bytes arrived)")
+    return bytes(buf)
+
+
+class LandingGate:
+    """At most ``max_in_flight`` holders and ``max_waiting`` waiters; waiting is capped at ``wait_s``.
+
+    Used from one event loop (the API's); holders may hand work to threads while they hold a slot.
+    """
+
+    def __init__(self, max_in_flight: int, max_waiting: int, wait_s: float) -> None:
+        self.max_in_flight = max_in_flight
+        self.max_waiting = max_waiting
+        self.wait_s = wait_s
+        self._sem = anyio.Semaphore(max_in_flight)
+        self.in_flight = 0
+        self.waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the body; raise :class:`Saturated` when none is free in time."""
+        acquired = True
+        try:
+            self._sem.acquire_nowait()
+        except anyio.WouldBlock:
+            acquired = False
+        if not acquired:
+            if self.waiting >= self.max_waiting or self.wait_s <= 0:
+                raise Saturated(f"{self.in_flight} landings in flight, {self.waiting} waiting")
+            self.waiting += 1
+            try:
+                with anyio.move_on_after(self.wait_s):
+                    await self._sem.acquire()
+                    acquired = True
+            finally:
+                self.waiting -= 1
+            if not acquired:
+                raise Saturated(f"no landing slot within {self.wait_s}s")
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._sem.release()

@@ -1,0 +1,122 @@
+"""Typed settings of the ingest API, parsed once at startup from an injected mapping (default ``os.environ``).
+
+Every key is ``CAMPUS_API_<NAME>``; an invalid value raises :class:`SettingsError` naming the key and the
+value: ``CAMPUS_API_MAX_BODY_BYTES has value 'abc', not a valid int``. Unknown ``CAMPUS_API_*`` keys are
+refused too, so a typo is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cloud_ingest.api.errors import SettingsError
+
+PREFIX = "CAMPUS_API_"
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Limits and policies of one API instance. All sizes in bytes, all durations in seconds."""
+
+    tokens_file: Path | None = None  # gateway id -> token hash; required unless a TokenStore is injected
+    # 16 MiB: twice the edge's default upload cap (8 MiB); a larger body is refused with 413 unread.
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Cap on a batch's decompressed size: bounds the memory one request can take (zstd bombs -> 413).
+    max_decompressed_bytes: int = 256 * 1024 * 1024
+    # Landings in flight (reading body, decoding, writing). Bounds memory to about
+    # max_in_flight * (max_body + max_decompressed); higher does not help DuckDB (one writer at a time).
+    max_in_flight: int = 4
+    # Requests allowed to wait for a landing slot; beyond that, 429 at once. Waiting holds no body.
+    max_waiting: int = 16
+    # How long a request waits for a slot before 429: short, the edge retries with back-off anyway.
+    queue_wait_s: float = 0.5
+    retry_after_s: int = 5  # Retry-After on 429 and 503
+    # A client that takes longer than this to send its body gets 408: slow senders would hold a slot.
+    body_timeout_s: float = 60.0
+    max_heartbeat_bytes: int = 64 * 1024
+    late_after_intervals: float = 1.5  # a gateway is "late" after this many missed heartbeat intervals
+    offline_after_intervals: float = 3.0  # ... and "offline" after this many
+    transform_interval_s: float = 0.0  # run the warehouse transforms this often in-process; 0 = never
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_decompressed_bytes", "max_in_flight", "retry_after_s",
+                     "max_heartbeat_bytes"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(_key(name), f"has value {getattr(self, name)!r}, must be > 0")
+        for name in ("max_waiting", "queue_wait_s", "transform_interval_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(_key(name), f"has value {getattr(self, name)!r}, must be >= 0")
+        if self.body_timeout_s <= 0:
+            raise SettingsError(_key("body_timeout_s"), f"has value {self.body_timeout_s!r}, must be > 0")
+        if not 1.0 <= self.late_after_intervals < self.offline_after_intervals:
+            raise SettingsError(_key("offline_after_intervals"),
+                                f"has value {self.offline_after_intervals!r}: need 1 <= late_after_intervals "
+                                f"({self.late_after_intervals!r}) < offline_after_intervals")
+
+    def replace(self, **changes: Any) -> ApiSettings:
+        return dataclasses.replace(self, **changes)
+
+
+def _key(name: str) -> str:
+    return PREFIX + name.upper()
+
+
+def _int(text: str) -> int:
+    return int(text.replace("_", ""))
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return value
+
+
+_CASTS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "tokens_file": ("path", Path),
+    "max_body_bytes": ("int", _int),
+    "max_decompressed_bytes": ("int", _int),
+    "max_in_flight": ("int", _int),
+    "max_waiting": ("int", _int),
+    "queue_wait_s": ("number", _finite_float),
+    "retry_after_s": ("int", _int),
+    "body_timeout_s": ("number", _finite_float),
+    "max_heartbeat_bytes": ("int", _int),
+    "late_after_intervals": ("number", _finite_float),
+    "offline_after_intervals": ("number", _finite_float),
+    "transform_interval_s": ("number", _finite_float),
+}
+assert set(_CASTS) == {f.name for f in fields(ApiSettings)}, "every setting needs a cast"
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
+    """Build settings from ``CAMPUS_API_*`` keys of ``env`` (default ``os.environ``), then ``overrides``.
+
+    ``overrides`` are typed values (e.g. from command-line flags) and win over the mapping.
+    Raises :class:`SettingsError` naming the key for a bad value or an unknown ``CAMPUS_API_*`` key.
+    """
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for key, text in source.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX):].lower()
+        if name not in _CASTS:
+            raise SettingsError(key, f"is not a setting (known: {', '.join(sorted(map(_key, _CASTS)))})")
+        kind, cast = _CASTS[name]
+        try:
+            values[name] = cast(text.strip())
+        except ValueError as exc:
+            raise SettingsError(key, f"has value {text!r}, not a valid {kind}") from exc
+    for name, value in overrides.items():
+        if name not in _CASTS:
+            raise SettingsError(_key(name), "is not a setting")
+        if value is not None:
+            values[name] = value
+    return ApiSettings(**values)
