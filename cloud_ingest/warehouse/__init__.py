@@ -5,7 +5,7 @@ Public surface::
     wh = open_warehouse("duckdb:///var/lib/campus/warehouse.duckdb")   # or "postgresql://…"
     wh.land_batch(batch, body_checksum=..., received_ms=...) -> LandResult("stored"|"duplicate"|"conflict", …)
     wh.run_transforms() -> {"dwd_env_reading_di": 1234, …}
-    wh.load_registry(registry) / load_registry_file(path)
+    wh.load_registry_file("registry.yaml") -> RegistryReport  (or wh.load_registry(load_registry_file(path)))
     wh.query("SELECT … WHERE x = ?", (1,)) -> (columns, rows)
     wh.close()
 
@@ -15,6 +15,7 @@ and citus.
 
 from __future__ import annotations
 
+from cloud_ingest.warehouse.dim_load import RegistryReport
 from cloud_ingest.warehouse.errors import (
     EngineError,
     ReadOnlyError,
@@ -24,16 +25,20 @@ from cloud_ingest.warehouse.errors import (
     WarehouseError,
 )
 from cloud_ingest.warehouse.landing import LandResult
+from cloud_ingest.warehouse.registry import Registry, load_registry_file
 from cloud_ingest.warehouse.warehouse import Warehouse, open_warehouse
 
 __all__ = [
     "EngineError",
     "LandResult",
     "ReadOnlyError",
+    "Registry",
     "RegistryError",
+    "RegistryReport",
     "SchemaError",
     "TransformError",
     "Warehouse",
     "WarehouseError",
+    "load_registry_file",
     "open_warehouse",
 ]

@@ -13,12 +13,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from cloud_ingest.warehouse import ddl
 from cloud_ingest.warehouse.adapter import Engine, Params, Session, open_engine
+from cloud_ingest.warehouse.dictionary import load_dictionary
+from cloud_ingest.warehouse.dim_load import RegistryReport, apply_registry, write_dictionary
 from cloud_ingest.warehouse.errors import SchemaError, WarehouseError
 from cloud_ingest.warehouse.landing import LandResult, land_batch
+from cloud_ingest.warehouse.registry import Registry, load_registry_file
 from cloud_ingest.warehouse.schema import load_schema
 from cloud_ingest.warehouse.transforms import ALL as ALL_TRANSFORMS
 from cloud_ingest.warehouse.transforms import runner
@@ -51,6 +55,8 @@ def ensure_schema(session: Session, dialect: str, now_ms: int) -> None:
                 return
         for stmt in ddl.render(dialect):
             session.execute(stmt)
+        if not session.fetch_one_value("SELECT COUNT(*) FROM dim_iot_metric"):
+            write_dictionary(session, load_dictionary())  # DWD can route by process before a registry load
         session.execute("INSERT INTO meta_pub_schema_log (schema_ver, applied_ms) VALUES (?, ?)",
                         (version, now_ms))
         _LOGGER.info("warehouse schema v%s applied", version)
@@ -115,6 +121,16 @@ class Warehouse:
         with self.maintenance() as session:
             hi = self.snapshot_hi(session)
             return runner.run(session, ALL_TRANSFORMS, hi, now_ms=self._clock(), only=only)
+
+    def load_registry(self, registry: Registry) -> RegistryReport:
+        """Write a validated registry to the DIM tables and re-conform moved devices (one transaction)."""
+        with self.maintenance() as session, self._write_lock, session.transaction():
+            session.landing_guard()  # the dirty-day change id follows the watermark protocol
+            return apply_registry(session, registry, self._clock())
+
+    def load_registry_file(self, path: str | Path) -> RegistryReport:
+        """Read, validate (``RegistryError`` names file, field, problem) and load a registry YAML file."""
+        return self.load_registry(load_registry_file(path))
 
     def watermarks(self) -> dict[str, int]:
         with self._run_lock:

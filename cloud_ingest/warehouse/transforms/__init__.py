@@ -6,9 +6,9 @@ dependencies. Table-level lineage is ``Transform.inputs`` → ``Transform.output
 
 from __future__ import annotations
 
-from cloud_ingest.warehouse.transforms import dwd
+from cloud_ingest.warehouse.transforms import ads, dim_date, dwd, dws
 from cloud_ingest.warehouse.transforms.base import Context, Transform
 
-ALL: tuple[Transform, ...] = (*dwd.TRANSFORMS,)
+ALL: tuple[Transform, ...] = (*dwd.TRANSFORMS, *dim_date.TRANSFORMS, *dws.TRANSFORMS, *ads.TRANSFORMS)
 
 __all__ = ["ALL", "Context", "Transform"]

@@ -44,7 +44,11 @@ def local_day_sql(ctx: Context, ts: str, offset_min: str) -> str:
     return f"(DATE '1970-01-01' + CAST({days} AS INTEGER))"
 
 
-def _candidates_sql(ctx: Context) -> str:
+def _device_filter(alias: str, table: str | None) -> str:
+    return f" AND {alias}.device_id IN (SELECT device_id FROM {table})" if table else ""
+
+
+def _candidates_sql(ctx: Context, device_filter: str | None) -> str:
     convertible = ("fu.base_unit_code IS NOT NULL AND fu.base_unit_code = tu.base_unit_code "
                    "AND tu.scale_factor <> 0")
     return f"""
@@ -54,7 +58,7 @@ WITH src AS (
         PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.ts_ms
         ORDER BY r.window_ver DESC, r.load_id, r.batch_seq) AS rn
     FROM ods_iot_reading_di r
-    WHERE r.load_id > ? AND r.load_id <= ?
+    WHERE r.load_id > ? AND r.load_id <= ?{_device_filter("r", device_filter)}
 ), conv AS (
     SELECT s.device_id, s.metric_code, s.agg_code, s.window_s, s.ts_ms, s.window_ver, s.profile_ref,
         s.gateway_id, s.batch_seq, s.load_id,
@@ -117,10 +121,11 @@ def merge_candidates(ctx: Context, cand: str, table: str, key: tuple[str, ...], 
         f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {in_span} AND {match})")
 
 
-def dwd_readings(ctx: Context) -> dict[str, int]:
+def dwd_readings(ctx: Context, device_filter: str | None = None) -> dict[str, int]:
+    """ODS readings in (lo, hi] → DWD tables; ``device_filter`` names a table of device ids to restrict to."""
     s = ctx.session
     s.execute("DROP TABLE IF EXISTS tmp_dwd_cand")
-    s.execute(_candidates_sql(ctx), (ctx.lo, ctx.hi))
+    s.execute(_candidates_sql(ctx, device_filter), (ctx.lo, ctx.hi))
     out = {}
     for process, table in PROCESS_TABLES.items():
         where = (f"c.process_code NOT IN ({', '.join(repr(p) for p in PROCESS_TABLES if p != 'iot')})"
@@ -146,7 +151,7 @@ def _json_first(keys: tuple[str, ...]) -> str:
     return "COALESCE(" + ", ".join(parts) + ")"
 
 
-def dwd_acs_events(ctx: Context) -> dict[str, int]:
+def dwd_acs_events(ctx: Context, device_filter: str | None = None) -> dict[str, int]:
     """Access events (kinds whose ``dim_iot_metric.process_code`` is ``acs``) → ``dwd_acs_event_di``."""
     s = ctx.session
     s.execute("DROP TABLE IF EXISTS tmp_acs_cand")
@@ -157,7 +162,7 @@ WITH src AS (
                                    ORDER BY e.load_id, e.batch_seq, e.event_idx) AS rn
     FROM ods_iot_event_di e
     JOIN dim_iot_metric m ON m.metric_code = e.event_kind AND m.process_code = 'acs'
-    WHERE e.load_id > ? AND e.load_id <= ?
+    WHERE e.load_id > ? AND e.load_id <= ?{_device_filter("e", device_filter)}
 ), conf AS (
     SELECT e.*, d.device_id AS dim_device, d.room_id, d.building_id,
         COALESCE(d.campus_id, g.campus_id) AS campus_id, g.gateway_id AS dim_gateway

@@ -1,0 +1,1 @@
+"""Subcommands of ``campus-cloud``: one module each, discovered by ``cloud_ingest.cli``."""
