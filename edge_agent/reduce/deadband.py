@@ -15,9 +15,11 @@ How it is vectorised: the rule is sequential per series (each decision depends o
 sample), so instead of a loop over samples, for *every* sample ``i`` we compute ``next(i)``, the
 sample that would be kept next if ``i`` were kept: the first later sample of the same series that
 leaves ``i``'s band or its silence. That is a first-exceedance search, done for all samples at once
-by binary lifting over a sparse table of range minima and maxima (log2(longest series) numpy
-passes). The kept samples are then the orbit of each series' first sample under ``next``, marked for
-all series at once by pointer doubling (again log2 passes). Range extremes give the exact answer
+by galloping and binary lifting over a sparse table of range minima and maxima (about
+2*log2(longest gap) numpy passes). The kept samples are then the orbit of each series' first
+sample under ``next``, marked for all series at once by pointer doubling (again log2 passes).
+For many short series a simpler lock-step pass per sample position is faster; ``method="auto"``
+picks one. Range extremes give the exact answer
 because rounding is monotone: ``fl(abs(x - c))`` over a range is largest at the range's min or max,
 so the float comparison matches the per-sample comparison bit for bit.
 """
@@ -102,6 +104,63 @@ def _thresholds(x: FloatArray, ab: FloatArray, rb: FloatArray) -> FloatArray:
     return np.minimum(ab, rel)
 
 
+def _next_kept(x: FloatArray, t: IntArray, thr: FloatArray, sil: IntArray, last: IntArray) -> IntArray:
+    """For every node i: the first j > i (j <= last[i]) that leaves i's band or silence, else len(x).
+
+    Galloping then binary lifting over a sparse table of range minima/maxima (built lazily, only
+    as many levels as the longest gap needs): O(n log gap) work in O(log gap) numpy passes.
+    """
+    m = len(x)
+    lo, hi = [x], [x]  # lo[k][s], hi[k][s] = min, max of x[s : s + 2**k]
+
+    def build(k: int) -> None:
+        while len(lo) <= k:
+            h = 1 << (len(lo) - 1)
+            lo.append(np.minimum(lo[-1][:-h], lo[-1][h:]))
+            hi.append(np.maximum(hi[-1][:-h], hi[-1][h:]))
+
+    def leaves(i: IntArray, mn: FloatArray, mx: FloatArray, end: IntArray) -> BoolArray:
+        xi, ti = x[i], thr[i]
+        out: BoolArray = (np.abs(mx - xi) > ti) | (np.abs(mn - xi) > ti) | (t[end] - t[i] >= sil[i])
+        return out
+
+    nxt = np.full(m, m, dtype=np.int64)
+    active = np.flatnonzero(np.arange(m) < last)
+    hit_i, hit_k = [], []
+    k = 0
+    # Galloping: the smallest k such that something in (i, min(i + 2**k, last)] leaves. The first
+    # half of that range was clean at step k - 1, so one level k-1 range ending at its end suffices.
+    seg_last = last[active]
+    while active.size:
+        h = 1 << max(k - 1, 0)
+        build(max(k - 1, 0))
+        end = np.minimum(active + (1 << k), seg_last)
+        b = end - h + 1
+        leave = leaves(active, lo[max(k - 1, 0)][b], hi[max(k - 1, 0)][b], end)
+        hit_i.append(active[leave])
+        hit_k.append(np.full(int(leave.sum()), k, np.int64))
+        more = ~leave & (end < seg_last)  # reached the segment's end clean: nothing follows (m)
+        active, seg_last = active[more], seg_last[more]
+        k += 1
+    i_all, k_all = (np.concatenate(hit_i), np.concatenate(hit_k)) if hit_i else (nxt[:0], nxt[:0])
+    if not i_all.size:
+        return nxt
+    order = np.argsort((63 - k_all).astype(np.uint8), kind="stable")  # largest k first (radix sort)
+    i_all, k_all = i_all[order], k_all[order]
+    # Nothing leaves in (i, i + 2**(k-1)]; something does in (i, min(i + 2**k, last)].
+    pos = i_all + np.where(k_all > 0, np.left_shift(1, np.maximum(k_all - 1, 0)), 0)
+    seg_last = last[i_all]
+    for j in range(int(k_all[0]) - 2, -1, -1):
+        n = int(np.searchsorted(-k_all, -(j + 2), side="right"))  # rows with k >= j + 2
+        p, cand = pos[:n], pos[:n] + (1 << j)
+        valid = cand <= seg_last[:n]
+        a = np.where(valid, p + 1, 0)
+        ok = valid & ~leaves(i_all[:n], lo[j][a], hi[j][a], np.where(valid, cand, 0))
+        pos[:n] = np.where(ok, cand, p)
+    nxt[i_all] = pos + 1
+    return nxt
+
+
 def _chunk(
     rows: Columns, state: DeadbandState, ab: FloatArray, rb: FloatArray, sil: IntArray
 ) -> tuple[BoolArray, DeadbandState]:
@@ -130,29 +189,7 @@ def _chunk(
     thr = _thresholds(x, seg_ab[node_seg], seg_rb[node_seg])
     nsil = seg_sil[node_seg]
 
-    # Sparse table: lo[k][s], hi[k][s] = min, max of x[s : s + 2**k].
-    longest = int((seg_len + virt).max())
-    levels = max(1, int(longest).bit_length())  # 2**levels > longest
-    lo, hi = [x], [x]
-    for k in range(1, levels):
-        h = 1 << (k - 1)
-        lo.append(np.minimum(lo[-1][:-h], lo[-1][h:]))
-        hi.append(np.maximum(hi[-1][:-h], hi[-1][h:]))
-
-    # Binary lifting: pos = last node j > i such that nothing in (i, j] leaves i's band/silence.
-    pos = np.arange(m, dtype=np.int64)
-    for k in range(levels - 1, -1, -1):
-        cand = pos + (1 << k)
-        valid = cand <= node_last
-        if not valid.any():
-            continue
-        start = np.where(valid, pos + 1, 0)
-        start = np.minimum(start, len(lo[k]) - 1)
-        mn, mx = lo[k][start], hi[k][start]
-        exceed = (np.abs(mx - x) > thr) | (np.abs(mn - x) > thr)
-        exceed |= (t[np.where(valid, cand, 0)] - t) >= nsil
-        pos = np.where(valid & ~exceed, cand, pos)
-    nxt = np.where(pos < node_last, pos + 1, m)
+    nxt = _next_kept(x, t, thr, nsil, node_last)
 
     # Pointer doubling from each segment head marks its orbit under nxt.
     jump = np.append(nxt, m)
