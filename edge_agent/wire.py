@@ -43,6 +43,8 @@ RAW = "raw"  # the aggregate name of raw (not windowed) series
 # (the delta/narrowing does the work); 3 encodes 60k readings in ~1 ms, 19 takes ~20 ms.
 ZSTD_LEVEL = 3
 DEFAULT_MAX_DECOMPRESSED = 64 << 20  # decoder's hard cap on the payload size (a zstd bomb stops here)
+# Decoder's cap on readings + events: decoded arrays take ~60 B per reading at peak, so 2M ≈ 120 MB.
+DEFAULT_MAX_RECORDS = 2_000_000
 MAX_HEADER = 4096  # the header map must fit in this many bytes
 MAX_GATEWAY_LEN = 256
 MAX_TS: Final = 2**53  # exclusive bound on timestamps (epoch ms) and on quantised magnitudes
@@ -427,25 +429,31 @@ def read_header(body: bytes | bytearray | memoryview) -> Header:
                   counts["series"], h["plen"], h["checksum"], 5 + unpacker.tell())
 
 
-def decode(body: bytes | bytearray | memoryview, *,
-           max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> Batch:
-    """Decode and fully check wire bytes. Never allocates more than ``max_decompressed`` for the payload.
+def decode(body: bytes | bytearray | memoryview, *, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+           max_records: int = DEFAULT_MAX_RECORDS) -> Batch:
+    """Decode and fully check wire bytes.
 
-    Raises UnsupportedFormat (415), PayloadTooLarge (413) or WireError (400); nothing else.
+    The payload is decompressed by streaming into a buffer of the declared size, refused up front when
+    that exceeds ``max_decompressed``; batches of more than ``max_records`` readings + events are refused
+    from the header. Raises UnsupportedFormat (415), PayloadTooLarge (413) or WireError (400); nothing else.
     """
     h = read_header(body)
     if h.payload_len > max_decompressed:
         raise PayloadTooLarge("plen", f"payload of {h.payload_len} bytes exceeds the limit of "
                                       f"{max_decompressed}")
+    if h.readings + h.events > max_records:
+        raise PayloadTooLarge("counts", f"{h.readings} readings + {h.events} events exceed the limit of "
+                                        f"{max_records} records")
     payload = _decompress(memoryview(body)[h.offset:], h.payload_len)
     if hashlib.blake2b(payload, digest_size=16).digest() != h.checksum:
         raise WireError("checksum", "does not match the decompressed payload")
     try:
-        p = msgpack.unpackb(payload, raw=False, strict_map_key=True, max_ext_len=0)
+        p = msgpack.unpackb(payload, raw=False, strict_map_key=True, max_ext_len=0,
+                            max_array_len=max_records, max_map_len=max(64, max_records))
     except Exception as exc:  # msgpack raises ValueError, FormatError, StackError, UnicodeDecodeError…
         raise WireError("payload", f"not msgpack: {exc}") from exc
     if not isinstance(p, dict) or set(p) != _PAYLOAD_KEYS:
-        extra = sorted(set(p) ^ _PAYLOAD_KEYS) if isinstance(p, dict) else "not a map"
+        extra = sorted(set(p) ^ _PAYLOAD_KEYS, key=repr) if isinstance(p, dict) else "not a map"
         raise WireError("payload", f"keys differ from the spec: {extra}")
     return _parse_payload(p, h)
 
