@@ -48,22 +48,6 @@ def _seed_fleet(warehouse: WarehouseLike) -> list[GatewayRecord]:
     return [GatewayRecord(str(gw), last_upload_ms=int(ms), last_seq=int(seq)) for gw, ms, seq in rows]
 
 
-async def _transform_loop(ctx: ApiContext) -> None:
-    """Run the warehouse transforms every ``transform_interval_s`` in a worker thread; never crash."""
-    interval = ctx.settings.transform_interval_s
-    while True:
-        await anyio.sleep(interval)
-        try:
-            written = await anyio.to_thread.run_sync(ctx.warehouse.run_transforms)
-        except Exception:
-            ctx.metrics.transform_runs.labels("failed").inc()
-            _LOGGER.exception("transform run failed; retrying in %ss", interval)
-        else:
-            ctx.metrics.transform_runs.labels("ok").inc()
-            if _LOGGER.isEnabledFor(logging.DEBUG):
-                _LOGGER.debug("transform run wrote %s", written)
-
-
 def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: TokenStore | None = None,
                fleet_store: FleetStore | None = None, clock_ms: Callable[[], int] = wall_clock_ms) -> FastAPI:
     """Build the API around an open ``warehouse`` (the caller opens and closes it).
@@ -95,11 +79,7 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
             else:
                 for r in records:
                     ctx.fleet.record_upload(r.gateway, r.last_seq or 0, r.last_upload_ms or 0)
-        async with anyio.create_task_group() as tg:
-            if settings.transform_interval_s > 0:
-                tg.start_soon(_transform_loop, ctx)
-            yield
-            tg.cancel_scope.cancel()
+        yield
 
     app = FastAPI(title="Campus ingest API", version="1", lifespan=lifespan,
                   description="Batches and heartbeats from campus gateways; fleet status. See docs/api.md.")

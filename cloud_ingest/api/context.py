@@ -28,9 +28,11 @@ class WarehouseLike(Protocol):
 
     def land_batch(self, batch: Batch, *, body_checksum: str, received_ms: int) -> LandResult: ...
 
-    def run_transforms(self) -> dict[str, int]: ...
-
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]: ...
+
+
+# The rest of a refused body is not read: closing the connection stops the client sending it.
+_CLOSE = {"Connection": "close"}
 
 
 def wall_clock_ms() -> int:
@@ -95,7 +97,7 @@ def check_length(request: Request, limit: int) -> None:
                       field="Content-Length") from exc
     if declared > limit:
         raise Problem(413, "body_too_large", f"Content-Length {declared} exceeds the limit of {limit} bytes",
-                      field="Content-Length")
+                      field="Content-Length", headers=_CLOSE)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -105,6 +107,6 @@ async def read_body(request: Request, limit: int) -> bytes:
         return await read_capped(request.stream(), limit, context(request).settings.body_timeout_s)
     except BodyTooLarge as exc:
         raise Problem(413, "body_too_large", f"body exceeds the limit of {limit} bytes",
-                      field="body") from exc
+                      field="body", headers=_CLOSE) from exc
     except BodyTimeout as exc:
-        raise Problem(408, "body_timeout", str(exc), field="body") from exc
+        raise Problem(408, "body_timeout", str(exc), field="body", headers=_CLOSE) from exc

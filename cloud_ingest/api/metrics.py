@@ -52,8 +52,6 @@ class ApiMetrics:
         self.in_flight = Gauge("campus_ingest_in_flight", "Batch requests holding a landing slot", registry=r)
         self.waiting = Gauge("campus_ingest_waiting", "Batch requests waiting for a landing slot", registry=r)
         self.heartbeats = Counter("campus_ingest_heartbeats", "Heartbeats accepted", registry=r)
-        self.transform_runs = Counter("campus_ingest_transform_runs", "In-process transform runs by outcome",
-                                      ["status"], registry=r)
 
     def watch_fleet(self, counts: Callable[[], dict[str, int]]) -> None:
         """Export gateway counts per state, computed by ``counts`` at each scrape."""

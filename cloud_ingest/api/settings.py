@@ -1,8 +1,9 @@
 """Typed settings of the ingest API, parsed once at startup from an injected mapping (default ``os.environ``).
 
-Every key is ``CAMPUS_API_<NAME>``; an invalid value raises :class:`SettingsError` naming the key and the
-value: ``CAMPUS_API_MAX_BODY_BYTES has value 'abc', not a valid int``. Unknown ``CAMPUS_API_*`` keys are
-refused too, so a typo is not silently ignored.
+Sources, strongest first: typed overrides (command-line flags), ``CAMPUS_API_<NAME>`` environment keys,
+the ``[api]`` table of the service's config file, then the defaults below. An invalid value raises
+:class:`SettingsError` naming the key and the value: ``CAMPUS_API_MAX_BODY_BYTES has value 'abc', not a
+valid int``. Unknown keys are refused too, so a typo is not silently ignored.
 """
 
 from __future__ import annotations
@@ -42,14 +43,13 @@ class ApiSettings:
     max_heartbeat_bytes: int = 64 * 1024
     late_after_intervals: float = 1.5  # a gateway is "late" after this many missed heartbeat intervals
     offline_after_intervals: float = 3.0  # ... and "offline" after this many
-    transform_interval_s: float = 0.0  # run the warehouse transforms this often in-process; 0 = never
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_decompressed_bytes", "max_in_flight", "retry_after_s",
                      "max_heartbeat_bytes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(_key(name), f"has value {getattr(self, name)!r}, must be > 0")
-        for name in ("max_waiting", "queue_wait_s", "transform_interval_s"):
+        for name in ("max_waiting", "queue_wait_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(_key(name), f"has value {getattr(self, name)!r}, must be >= 0")
         if self.body_timeout_s <= 0:
@@ -90,19 +90,34 @@ _CASTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_heartbeat_bytes": ("int", _int),
     "late_after_intervals": ("number", _finite_float),
     "offline_after_intervals": ("number", _finite_float),
-    "transform_interval_s": ("number", _finite_float),
 }
 assert set(_CASTS) == {f.name for f in fields(ApiSettings)}, "every setting needs a cast"
 
 
-def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
-    """Build settings from ``CAMPUS_API_*`` keys of ``env`` (default ``os.environ``), then ``overrides``.
-
-    ``overrides`` are typed values (e.g. from command-line flags) and win over the mapping.
-    Raises :class:`SettingsError` naming the key for a bad value or an unknown ``CAMPUS_API_*`` key.
-    """
-    source = os.environ if env is None else env
+def _from_table(table: Mapping[str, Any], source: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    for name, value in table.items():
+        where = f"{source}: api.{name}"
+        if name not in _CASTS:
+            raise SettingsError(where, f"is not a setting (known: {', '.join(sorted(_CASTS))})")
+        kind, cast = _CASTS[name]
+        ok = {"path": isinstance(value, str), "int": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, int | float) and not isinstance(value, bool)}[kind]
+        if not ok:
+            raise SettingsError(where, f"has value {value!r}, not a valid {kind}")
+        values[name] = cast(value) if kind == "path" else value
+    return values
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, table: Mapping[str, Any] | None = None,
+                  table_source: str = "config", **overrides: Any) -> ApiSettings:
+    """Build settings: ``overrides`` (typed, e.g. command-line flags) win over ``CAMPUS_API_*`` keys of
+    ``env`` (default ``os.environ``), which win over ``table`` (the ``[api]`` table of a config file).
+
+    Raises :class:`SettingsError` naming the key for a bad value or an unknown key.
+    """
+    values = _from_table(table or {}, table_source)
+    source = os.environ if env is None else env
     for key, text in source.items():
         if not key.startswith(PREFIX):
             continue
