@@ -1,0 +1,62 @@
+"""Warehouse fixtures: a session-scoped real PostgreSQL server, a fresh database per test, a DuckDB file,
+and ``engine_url`` parametrised over both engines so one test body runs on each."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cloud_ingest.warehouse import Warehouse, open_warehouse
+from tests.cloud.pgserver import PgServer, running_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY_DEMO = ROOT / "tests" / "data" / "registry_demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the whole session (initdb + pg_ctl, free port, temp directory)."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the session server; dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield pg_server.url(name)
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def duckdb_url(tmp_path: Path) -> str:
+    return f"duckdb://{tmp_path / 'warehouse.duckdb'}"
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty warehouse database on each engine in turn."""
+    name = "duckdb_url" if request.param == "duckdb" else "pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def warehouse(engine_url: str) -> Iterator[Warehouse]:
+    """An open warehouse on each engine (schema applied), closed after the test."""
+    wh = open_warehouse(engine_url)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+@pytest.fixture
+def registry_demo() -> Path:
+    return REGISTRY_DEMO
