@@ -37,8 +37,15 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  415: "unsupported_media_type", 422: "bad_request"}
 
 
-def _problem_response(ctx: ApiContext, problem: Problem) -> JSONResponse:
+def _problem_response(ctx: ApiContext, request: Request, problem: Problem) -> JSONResponse:
     ctx.metrics.rejections.labels(problem.code).inc()
+    # auth refusals are security events; the rest is routine (and counted) but still traceable
+    level = logging.WARNING if problem.status in (401, 403) else logging.INFO
+    if _LOGGER.isEnabledFor(level):
+        client = request.client.host if request.client else "-"
+        _LOGGER.log(level, "refused %s %s from %s: %s %s (%s)", request.method, request.url.path, client,
+                    problem.status, problem.code, problem.detail[:200],
+                    extra={"code": problem.code, "client": client})
     return JSONResponse(problem.body(), status_code=problem.status, headers=problem.headers)
 
 
@@ -87,20 +94,20 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
-        return _problem_response(ctx, exc)
+        return _problem_response(ctx, request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return _problem_response(ctx, Problem(exc.status_code, code, str(exc.detail)[:200],
-                                              headers=exc.headers))
+        problem = Problem(exc.status_code, code, str(exc.detail)[:200], headers=exc.headers)
+        return _problem_response(ctx, request, problem)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(p) for p in err.get("loc", ())) or None
-        return _problem_response(ctx, Problem(400, "bad_request", str(err.get("msg", "invalid"))[:200],
-                                              field=field))
+        problem = Problem(400, "bad_request", str(err.get("msg", "invalid"))[:200], field=field)
+        return _problem_response(ctx, request, problem)
 
     app.include_router(batches.router)
     app.include_router(fleet.router)

@@ -21,15 +21,15 @@ from tests.cloud.api_fixtures import (
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+def wh(tmp_path: Path) -> Iterator[Warehouse]:
     wh = open_test_warehouse(tmp_path)
     yield wh
     wh.close()
 
 
 @pytest.fixture
-def api(warehouse: Warehouse) -> Iterator[ApiServer]:
-    with api_on_warehouse(warehouse) as server:
+def api(wh: Warehouse) -> Iterator[ApiServer]:
+    with api_on_warehouse(wh) as server:
         yield server
 
 
@@ -46,7 +46,7 @@ def _error(resp: object) -> dict[str, object]:
     return body["error"]  # type: ignore[no-any-return]
 
 
-def test_stored_then_duplicate_writes_once(api: ApiServer, warehouse: Warehouse) -> None:
+def test_stored_then_duplicate_writes_once(api: ApiServer, wh: Warehouse) -> None:
     body = body_of(1, events=2)
     with api.client() as c:
         first = c.post("/v1/batches", content=body, headers=batch_headers())
@@ -56,33 +56,33 @@ def test_stored_then_duplicate_writes_once(api: ApiServer, warehouse: Warehouse)
     assert again.status_code == 200
     assert again.json()["status"] == "duplicate"
     assert again.json()["readings"] == 0
-    assert _ods_counts(warehouse) == (1, 10)
+    assert _ods_counts(wh) == (1, 10)
 
 
-def test_same_seq_other_content_is_409(api: ApiServer, warehouse: Warehouse) -> None:
+def test_same_seq_other_content_is_409(api: ApiServer, wh: Warehouse) -> None:
     with api.client() as c:
         assert c.post("/v1/batches", content=body_of(7), headers=batch_headers()).status_code == 201
         resp = c.post("/v1/batches", content=body_of(7, offset=1.0), headers=batch_headers())
     assert resp.status_code == 409
     assert _error(resp)["code"] == "sequence_conflict"
     assert _error(resp)["field"] == "seq"
-    assert _ods_counts(warehouse) == (1, 10)
+    assert _ods_counts(wh) == (1, 10)
 
 
-def test_out_of_order_sequences_are_accepted(api: ApiServer, warehouse: Warehouse) -> None:
+def test_out_of_order_sequences_are_accepted(api: ApiServer, wh: Warehouse) -> None:
     with api.client() as c:
         statuses = [c.post("/v1/batches", content=body_of(seq), headers=batch_headers()).status_code
                     for seq in (5, 2, 9, 1, 3)]
     assert statuses == [201] * 5
-    assert _ods_counts(warehouse) == (5, 50)
+    assert _ods_counts(wh) == (5, 50)
 
 
-def test_same_seq_from_two_gateways_is_independent(api: ApiServer, warehouse: Warehouse) -> None:
+def test_same_seq_from_two_gateways_is_independent(api: ApiServer, wh: Warehouse) -> None:
     with api.client() as c:
         a = c.post("/v1/batches", content=body_of(1, "gw-a"), headers=batch_headers("gw-a"))
         b = c.post("/v1/batches", content=body_of(1, "gw-b"), headers=batch_headers("gw-b"))
     assert (a.status_code, b.status_code) == (201, 201)
-    assert _ods_counts(warehouse, "gw-b") == (1, 10)
+    assert _ods_counts(wh, "gw-b") == (1, 10)
 
 
 @pytest.mark.parametrize(("headers", "code"), [
@@ -101,14 +101,14 @@ def test_401_without_a_valid_token(api: ApiServer, headers: dict[str, str], code
     assert _error(resp)["field"] == "Authorization"
 
 
-def test_403_a_gateway_cannot_write_as_another(api: ApiServer, warehouse: Warehouse) -> None:
+def test_403_a_gateway_cannot_write_as_another(api: ApiServer, wh: Warehouse) -> None:
     with api.client() as c:
         resp = c.post("/v1/batches", content=body_of(1, "gw-b"), headers=batch_headers("gw-a"))
         op = c.post("/v1/batches", content=body_of(1, "gw-a"), headers=batch_headers("operator"))
     assert resp.status_code == 403
     assert _error(resp) == {**_error(resp), "code": "gateway_mismatch", "field": "gateway"}
     assert op.status_code == 403
-    assert _ods_counts(warehouse, "gw-b") == (0, 0)
+    assert _ods_counts(wh, "gw-b") == (0, 0)
 
 
 @pytest.mark.parametrize("ctype", ["application/json", "application/octet-stream", ""])
@@ -153,7 +153,7 @@ def _flip_last_byte(body: bytes) -> bytes:
     (lambda b: b + b"\x00" * 8, None),
     (lambda b: b"", "magic"),
 ])
-def test_400_malformed_names_the_field(api: ApiServer, warehouse: Warehouse, mangle: object,
+def test_400_malformed_names_the_field(api: ApiServer, wh: Warehouse, mangle: object,
                                        field: str | None) -> None:
     body = mangle(body_of(1))  # type: ignore[operator]
     with api.client() as c:
@@ -164,7 +164,7 @@ def test_400_malformed_names_the_field(api: ApiServer, warehouse: Warehouse, man
     assert err["field"]
     if field is not None:
         assert err["field"] == field
-    assert _ods_counts(warehouse) == (0, 0)
+    assert _ods_counts(wh) == (0, 0)
 
 
 def test_a_rejected_body_does_not_block_the_sequence(api: ApiServer) -> None:
@@ -187,9 +187,9 @@ def test_503_with_retry_after_when_landing_fails(tmp_path: Path) -> None:
     assert ready.status_code == 503
 
 
-def test_many_batches_with_events(api: ApiServer, warehouse: Warehouse) -> None:
+def test_many_batches_with_events(api: ApiServer, wh: Warehouse) -> None:
     with api.client() as c:
         for seq in range(20):
             body = encode(make_batch(seq, n=200, events=3))
             assert c.post("/v1/batches", content=body, headers=batch_headers()).status_code == 201
-    assert _ods_counts(warehouse) == (20, 4000)
+    assert _ods_counts(wh) == (20, 4000)

@@ -35,7 +35,7 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+def wh(tmp_path: Path) -> Iterator[Warehouse]:
     wh = open_test_warehouse(tmp_path)
     yield wh
     wh.close()
@@ -70,36 +70,36 @@ def _bomb(*, expands_to: int, plen: int, content_size: bool = True, gateway: str
 # ---------------------------------------------------------------------------------------- in-process server
 
 
-def test_413_from_content_length_before_reading(warehouse: Warehouse) -> None:
-    with api_on_warehouse(warehouse, ApiSettings(max_body_bytes=64 * 1024)) as api, api.client() as c:
+def test_413_from_content_length_before_reading(wh: Warehouse) -> None:
+    with api_on_warehouse(wh, ApiSettings(max_body_bytes=64 * 1024)) as api, api.client() as c:
         resp = c.post("/v1/batches", content=b"\0" * (MIB), headers=batch_headers())
         after = c.post("/v1/batches", content=body_of(1), headers=batch_headers())
     assert _code(resp) == (413, "body_too_large", "Content-Length")
     assert after.status_code == 201
 
 
-def test_413_while_streaming_a_chunked_body(warehouse: Warehouse) -> None:
+def test_413_while_streaming_a_chunked_body(wh: Warehouse) -> None:
     sent = [0]
-    with api_on_warehouse(warehouse, ApiSettings(max_body_bytes=64 * 1024)) as api, api.client() as c:
+    with api_on_warehouse(wh, ApiSettings(max_body_bytes=64 * 1024)) as api, api.client() as c:
         resp = c.post("/v1/batches", content=_chunks(20 * MIB, sent), headers=batch_headers())
     assert _code(resp) == (413, "body_too_large", "body")
     assert sent[0] < 20 * MIB  # the server stopped reading; the client did not have to send it all
 
 
-def test_413_when_the_declared_payload_is_over_the_decoder_cap(warehouse: Warehouse) -> None:
+def test_413_when_the_declared_payload_is_over_the_decoder_cap(wh: Warehouse) -> None:
     body = encode(big_batch(1, 20_000))
-    with api_on_warehouse(warehouse, ApiSettings(max_decompressed_bytes=50_000)) as api, api.client() as c:
+    with api_on_warehouse(wh, ApiSettings(max_decompressed_bytes=50_000)) as api, api.client() as c:
         resp = c.post("/v1/batches", content=body, headers=batch_headers())
     assert _code(resp) == (413, "payload_too_large", "plen")
 
 
-def test_408_when_the_body_is_too_slow(warehouse: Warehouse) -> None:
+def test_408_when_the_body_is_too_slow(wh: Warehouse) -> None:
     def slow() -> Iterator[bytes]:
         yield body_of(1)[:10]
         time.sleep(1.5)
         yield b"x"
 
-    with api_on_warehouse(warehouse, ApiSettings(body_timeout_s=0.3)) as api, api.client() as c:
+    with api_on_warehouse(wh, ApiSettings(body_timeout_s=0.3)) as api, api.client() as c:
         resp = c.post("/v1/batches", content=slow(), headers=batch_headers())
     assert _code(resp) == (408, "body_timeout", "body")
 
@@ -124,8 +124,8 @@ class GatedWarehouse:
         return self.inner.query(sql, params)
 
 
-def test_429_with_retry_after_when_the_writer_is_saturated(warehouse: Warehouse) -> None:
-    gated = GatedWarehouse(warehouse)
+def test_429_with_retry_after_when_the_writer_is_saturated(wh: Warehouse) -> None:
+    gated = GatedWarehouse(wh)
     settings = ApiSettings(max_in_flight=2, max_waiting=1, queue_wait_s=0.2, retry_after_s=7)
     with api_on_warehouse(gated, settings) as api, api.client() as c, ThreadPoolExecutor(4) as pool:
         busy = [pool.submit(c.post, "/v1/batches", content=body_of(s), headers=batch_headers())
@@ -145,8 +145,8 @@ def test_429_with_retry_after_when_the_writer_is_saturated(warehouse: Warehouse)
     assert retried.status_code == 201
 
 
-def test_429_at_once_when_the_wait_queue_is_full(warehouse: Warehouse) -> None:
-    gated = GatedWarehouse(warehouse)
+def test_429_at_once_when_the_wait_queue_is_full(wh: Warehouse) -> None:
+    gated = GatedWarehouse(wh)
     settings = ApiSettings(max_in_flight=1, max_waiting=0, queue_wait_s=5.0)
     with api_on_warehouse(gated, settings) as api, api.client() as c, ThreadPoolExecutor(2) as pool:
         busy = pool.submit(c.post, "/v1/batches", content=body_of(1), headers=batch_headers())
