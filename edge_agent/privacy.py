@@ -76,7 +76,9 @@ class Pseudonymizer:
         except OSError as exc:
             raise KeyFileError(f"{path}: cannot read the key file: {exc.strerror or exc}") from exc
         if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            _LOGGER.warning("key file %s is accessible to other users (mode %o); chmod 600 it", path, mode & 0o777)
+            _LOGGER.warning(
+                "key file %s is accessible to other users (mode %o); chmod 600 it", path, mode & 0o777
+            )
         return cls.from_text(text, source=str(path))
 
     @classmethod

@@ -76,18 +76,23 @@ def decode(
     except Exception as exc:  # the decoder never raises: an unexpected error is a bug, quarantined
         _LOGGER.exception(
             "decoder bug on topic %s (%d bytes): %r",
-            str(getattr(message, "topic", ""))[:200], len(getattr(message, "payload", b"") or b""),
+            str(getattr(message, "topic", ""))[:200],
+            len(getattr(message, "payload", b"") or b""),
             bytes(getattr(message, "payload", b"") or b"")[:256],
         )
-        return DecodeResult(message=_redact_unknown(message, profiles), profile=None, device=None,
-                            quarantine=Quarantine(Reason.DECODER_BUG, f"{type(exc).__name__}: {exc}"[:500]))
+        return DecodeResult(
+            message=_redact_unknown(message, profiles),
+            profile=None,
+            device=None,
+            quarantine=Quarantine(Reason.DECODER_BUG, f"{type(exc).__name__}: {exc}"[:500]),
+        )
 
 
 def _redact_unknown(message: Message, profiles: ProfileSet) -> Message:
     try:
         if any(c.profile.personal for c in profiles.match_topic(message.topic).candidates):
             return _with_payload(message, b"[redacted: decoder failed on a topic with personal data]")
-    except Exception:  # noqa: BLE001 - best effort on the bug path; keeping the message beats failing twice
+    except Exception:
         return _with_payload(message, b"[redacted]")
     return message
 
@@ -97,10 +102,22 @@ def _with_payload(message: Message, payload: bytes) -> Message:
 
 
 class _Decoder:
-    __slots__ = ("cand", "device", "doc", "max_skew", "msg", "now", "profile", "profiles", "pseudo", "received")
+    __slots__ = (
+        "cand",
+        "device",
+        "doc",
+        "max_skew",
+        "msg",
+        "now",
+        "profile",
+        "profiles",
+        "pseudo",
+        "received",
+    )
 
-    def __init__(self, msg: Message, profiles: ProfileSet, now_ms: int, max_skew_ms: int,
-                 pseudo: Pseudonymizer | None) -> None:
+    def __init__(
+        self, msg: Message, profiles: ProfileSet, now_ms: int, max_skew_ms: int, pseudo: Pseudonymizer | None
+    ) -> None:
         self.msg = msg
         self.profiles = profiles
         self.now = now_ms
@@ -119,8 +136,12 @@ class _Decoder:
         msg = self.msg
         if p is not None and p.personal:
             msg = self.redacted()
-        return DecodeResult(message=msg, profile=p.ref if p else None, device=self.device,
-                            quarantine=Quarantine(reason, detail))
+        return DecodeResult(
+            message=msg,
+            profile=p.ref if p else None,
+            device=self.device,
+            quarantine=Quarantine(reason, detail),
+        )
 
     def redacted(self) -> Message:
         """The message with the profile's personal attributes protected (or the payload withheld)."""
@@ -128,8 +149,10 @@ class _Decoder:
         assert p is not None
         doc = self.doc
         if p.format not in ("json", "msgpack") or doc is MISSING:
-            return _with_payload(self.msg, f"[redacted: {len(self.msg.payload)} bytes; profile {p.ref} "
-                                           f"declares personal data]".encode())
+            return _with_payload(
+                self.msg,
+                f"[redacted: {len(self.msg.payload)} bytes; profile {p.ref} declares personal data]".encode(),
+            )
         records = self.records(self.cand, doc) if self.cand is not None else [doc]
         for rec in records:
             for e in p.events:
@@ -167,8 +190,10 @@ class _Decoder:
             return self.quarantine(Reason.EMPTY_PAYLOAD, "empty payload (a retained message was cleared)")
         size = len(payload)
         if size > self.profiles.max_payload_bytes:
-            return self.quarantine(Reason.PAYLOAD_TOO_LARGE,
-                                   f"{size} bytes, more than any profile accepts ({self.profiles.max_payload_bytes})")
+            return self.quarantine(
+                Reason.PAYLOAD_TOO_LARGE,
+                f"{size} bytes, more than any profile accepts ({self.profiles.max_payload_bytes})",
+            )
         chosen = self.choose(topic, payload, size)
         if isinstance(chosen, DecodeResult):
             return chosen
@@ -188,14 +213,18 @@ class _Decoder:
             ps.stats.count_no_profile(topic)
             if tm.excluded:
                 ref, pattern = tm.excluded[0]
-                return self.quarantine(Reason.NO_PROFILE, f"topic {topic[:200]!r} is excluded by {ref} ({pattern!r})")
+                return self.quarantine(
+                    Reason.NO_PROFILE, f"topic {topic[:200]!r} is excluded by {ref} ({pattern!r})"
+                )
             return self.quarantine(Reason.NO_PROFILE, f"no profile's topic pattern matches {topic[:200]!r}")
         sized = [i for i, c in enumerate(tm.candidates) if size <= c.profile.max_payload_bytes]
         if not sized:
             p = tm.candidates[0].profile
             self.profile = p if len(tm.candidates) == 1 else None
-            return self.quarantine(Reason.PAYLOAD_TOO_LARGE,
-                                   f"{size} bytes, more than source.max_payload_bytes ({p.max_payload_bytes}) of {p.ref}")
+            return self.quarantine(
+                Reason.PAYLOAD_TOO_LARGE,
+                f"{size} bytes, more than source.max_payload_bytes ({p.max_payload_bytes}) of {p.ref}",
+            )
         parsed: dict[tuple[Any, ...], Any] = {}
         first_error: tuple[Profile, DecodeError] | None = None
         ok: list[int] = []
@@ -233,22 +262,33 @@ class _Decoder:
                 mapped = ps.get(pid)
                 self.profile = mapped
                 if any(tm.candidates[j].profile.id == pid for j in sized):
-                    return self.quarantine(Reason.MALFORMED, f"device {dev!r} is mapped to {pid}, which cannot "
-                                                             f"parse this payload as {mapped.format if mapped else '?'}")
-                return self.quarantine(Reason.BAD_TOPIC, f"device {dev!r} is mapped to {pid}, whose topic patterns "
-                                                         f"do not match {topic[:200]!r}")
+                    return self.quarantine(
+                        Reason.MALFORMED,
+                        f"device {dev!r} is mapped to {pid}, which cannot "
+                        f"parse this payload as {mapped.format if mapped else '?'}",
+                    )
+                return self.quarantine(
+                    Reason.BAD_TOPIC,
+                    f"device {dev!r} is mapped to {pid}, whose topic patterns do not match {topic[:200]!r}",
+                )
 
-        matched = tuple(i for i in ok if self.matches(tm.candidates[i], parsed[tm.candidates[i].profile.parse_key]))
+        matched = tuple(
+            i for i in ok if self.matches(tm.candidates[i], parsed[tm.candidates[i].profile.parse_key])
+        )
         if not matched:
             ps.stats.count_no_profile(topic)
             names = ", ".join(str(tm.candidates[i].profile.ref) for i in ok)
-            return self.quarantine(Reason.NO_PROFILE, f"topic matches {names}, but the payload fails their match conditions")
+            return self.quarantine(
+                Reason.NO_PROFILE, f"topic matches {names}, but the payload fails their match conditions"
+            )
         choice = ps.resolve(tm, matched)
         if isinstance(choice, tuple):
             ps.stats.count_ambiguous(topic)
             names = ", ".join(str(c.profile.ref) for c in choice)
-            return self.quarantine(Reason.AMBIGUOUS_PROFILE,
-                                   f"{names} match equally well; map the device explicitly or make one match stricter")
+            return self.quarantine(
+                Reason.AMBIGUOUS_PROFILE,
+                f"{names} match equally well; map the device explicitly or make one match stricter",
+            )
         return choice, parsed[choice.profile.parse_key]
 
     def parse(self, payload: bytes, p: Profile) -> Any:
@@ -326,7 +366,9 @@ class _Decoder:
             else:
                 raise DecodeError(Reason.WRONG_TYPE, f"device id at {tried[-1]} is {show(v)}, not a string")
             if len(v) > MAX_DEVICE_ID:
-                raise DecodeError(Reason.WRONG_TYPE, f"device id at {tried[-1]} is longer than {MAX_DEVICE_ID} characters")
+                raise DecodeError(
+                    Reason.WRONG_TYPE, f"device id at {tried[-1]} is longer than {MAX_DEVICE_ID} characters"
+                )
             return v  # type: ignore[no-any-return]
         raise DecodeError(Reason.MISSING_FIELD, "device id not found (tried " + ", ".join(tried) + ")")
 
@@ -343,7 +385,9 @@ class _Decoder:
         if raw is MISSING or raw is None or raw == "":
             return
         if not isinstance(raw, str):
-            raise DecodeError(Reason.WRONG_TYPE, f"{e.path_text}: expected a {e.encoding} string, got {type(raw).__name__}")
+            raise DecodeError(
+                Reason.WRONG_TYPE, f"{e.path_text}: expected a {e.encoding} string, got {type(raw).__name__}"
+            )
         try:
             data = base64.b64decode(raw, validate=True) if e.encoding == "base64" else bytes.fromhex(raw)
         except (binascii.Error, ValueError):
@@ -396,8 +440,9 @@ class _Decoder:
         for rec in self.records(c, doc):
             found: list[tuple[Any, Any]] = []
             for m in p.metrics:
-                if m.where and not all(norm_value(None if (v := get(rec, s)) is MISSING else v) in vals
-                                       for s, vals in m.where):
+                if m.where and not all(
+                    norm_value(None if (v := get(rec, s)) is MISSING else v) in vals for s, vals in m.where
+                ):
                     continue
                 raw: Any = MISSING
                 for steps in m.paths:
@@ -425,15 +470,27 @@ class _Decoder:
             q = base_q | tq
             for m, raw in found:
                 if m.type == "waveform":
-                    waves.append(Waveform(device, m.name, ts, sample_rate(m, rec), samples_of(m, raw, rec, registry),
-                                          m.unit, p.ref))
+                    waves.append(
+                        Waveform(
+                            device,
+                            m.name,
+                            ts,
+                            sample_rate(m, rec),
+                            samples_of(m, raw, rec, registry),
+                            m.unit,
+                            p.ref,
+                        )
+                    )
                     continue
                 value = canonical_value(m, raw, rec, registry)
                 rq = q
                 if (m.lo is not None and value < m.lo) or (m.hi is not None and value > m.hi):
                     if m.quarantine_out_of_range:
-                        raise DecodeError(Reason.OUT_OF_RANGE, f"{m.name} = {value:g} {m.unit} (at '{m.path_text}') "
-                                                               f"is outside [{m.lo:g}, {m.hi:g}]")
+                        raise DecodeError(
+                            Reason.OUT_OF_RANGE,
+                            f"{m.name} = {value:g} {m.unit} (at '{m.path_text}') "
+                            f"is outside [{m.lo:g}, {m.hi:g}]",
+                        )
                     rq |= _OOR
                 readings.append(Reading(device, m.name, ts, value, m.unit, p.ref, rq, m.priority))
             for e in fired:
@@ -462,9 +519,21 @@ class _Decoder:
         if not readings and not events and not waves:
             names = ", ".join(m.name for m in p.metrics[:8]) + (", ..." if len(p.metrics) > 8 else "")
             hint = ""
+            steps = c.topic.records if c.topic.records is not None else p.records
             if p.embedded is not None and get(doc, p.embedded.into) is MISSING:
                 hint = f"; neither {format_path(p.embedded.into)} nor {p.embedded.path_text} is present"
-            return self.quarantine(Reason.NO_READINGS, f"no metric ({names}) or event of {p.ref} found in the payload{hint}")
+            elif steps is not None and get(doc, steps) in (MISSING, None):
+                hint = f"; {format_path(steps)} is absent"
+            return self.quarantine(
+                Reason.NO_READINGS, f"no metric ({names}) or event of {p.ref} found in the payload{hint}"
+            )
         msg = self.redacted() if p.personal else self.msg
-        return DecodeResult(message=msg, profile=p.ref, device=self.device, readings=tuple(readings),
-                            events=tuple(events), quarantine=None, waveforms=tuple(waves))
+        return DecodeResult(
+            message=msg,
+            profile=p.ref,
+            device=self.device,
+            readings=tuple(readings),
+            events=tuple(events),
+            quarantine=None,
+            waveforms=tuple(waves),
+        )

@@ -69,18 +69,20 @@ def parse_csv(payload: bytes, delimiter: str, columns: tuple[str, ...], header: 
     out = []
     for i, row in enumerate(rows, 2 if header else 1):
         if len(row) != len(columns):
-            raise malformed(f"CSV line {i}: {len(row)} fields, expected {len(columns)} ({', '.join(columns)})")
+            raise malformed(
+                f"CSV line {i}: {len(row)} fields, expected {len(columns)} ({', '.join(columns)})"
+            )
         out.append({c: v.strip() for c, v in zip(columns, row, strict=True)})
     return out
 
 
 def _read(data: bytes, code: str, pos: int, size: int) -> Any:
     if code == "hex":
-        return data[pos:pos + size].hex()
+        return data[pos : pos + size].hex()
     if code == "u24le":
-        return int.from_bytes(data[pos:pos + 3], "little")
+        return int.from_bytes(data[pos : pos + 3], "little")
     if code == "u24be":
-        return int.from_bytes(data[pos:pos + 3], "big")
+        return int.from_bytes(data[pos : pos + 3], "big")
     return struct.unpack_from(code, data, pos)[0]
 
 
@@ -91,7 +93,10 @@ def decode_layout(data: bytes, layout: Layout, where: str = "payload") -> dict[s
     if layout.kind == "struct":
         for f in layout.fields:
             if f.offset + f.size > n:
-                raise malformed(f"{where}: {n} bytes, but field {f.name!r} needs bytes {f.offset}..{f.offset + f.size - 1}")
+                raise malformed(
+                    f"{where}: {n} bytes, but field {f.name!r} needs bytes "
+                    f"{f.offset}..{f.offset + f.size - 1}"
+                )
             out[f.name] = _value(_read(data, f.code, f.offset, f.size), f.scale, f.div)
         return out
     i = 0
@@ -103,16 +108,24 @@ def decode_layout(data: bytes, layout: Layout, where: str = "payload") -> dict[s
         if spec is None:
             if layout.on_unknown == "stop":
                 break
-            raise malformed(f"{where}: unknown channel 0x{key[0]:02x} type 0x{key[1]:02x} at byte {i} (layout {layout.id})")
+            raise malformed(
+                f"{where}: unknown channel 0x{key[0]:02x} type 0x{key[1]:02x} at byte {i} "
+                f"(layout {layout.id})"
+            )
         i += 2
         if isinstance(spec, int):
             if i + spec > n:
-                raise malformed(f"{where}: channel 0x{key[0]:02x} needs {spec} bytes at byte {i}, {n - i} left")
+                raise malformed(
+                    f"{where}: channel 0x{key[0]:02x} needs {spec} bytes at byte {i}, {n - i} left"
+                )
             i += spec
             continue
         size = sum(f.size for f in spec)
         if i + size > n:
-            raise malformed(f"{where}: channel 0x{key[0]:02x} type 0x{key[1]:02x} needs {size} bytes at byte {i}, {n - i} left")
+            raise malformed(
+                f"{where}: channel 0x{key[0]:02x} type 0x{key[1]:02x} needs {size} bytes at byte {i}, "
+                f"{n - i} left"
+            )
         for f in spec:
             out[f.name] = _value(_read(data, f.code, i + f.offset, f.size), f.scale, f.div)
         i += size

@@ -75,7 +75,7 @@ def _split(s: str, seps: str, start: int, where: str, *, quotes: bool = False) -
                 j += 2 if s[j] == "\\" else 1
             if j >= n:
                 raise malformed(f"{where}: unterminated string")
-            buf.append(s[i:j + 1])
+            buf.append(s[i : j + 1])
             i = j + 1
             continue
         if c in seps:

@@ -46,7 +46,7 @@ def parse_senml(payload: bytes) -> list[dict[str, Any]]:
     elif isinstance(doc, list):
         entries = doc
     else:
-        raise malformed("a SenML pack must be a JSON array of records (or the old {\"e\": [...]} form)")
+        raise malformed('a SenML pack must be a JSON array of records (or the old {"e": [...]} form)')
     bn, bu = "", None
     bt = bv = bs = 0.0
     has_bt = False
@@ -71,7 +71,10 @@ def parse_senml(payload: bytes) -> list[dict[str, Any]]:
         has_t = "t" in e
         t = _number(e["t"], f"{where}.t") if has_t else 0.0
         rec: dict[str, Any] = {
-            "name": bn + n, "bn": bn, "n": n, "u": _string(e["u"], f"{where}.u") if "u" in e else bu,
+            "name": bn + n,
+            "bn": bn,
+            "n": n,
+            "u": _string(e["u"], f"{where}.u") if "u" in e else bu,
             "t": bt + t if (has_bt or has_t) else None,
         }
         has_value = False

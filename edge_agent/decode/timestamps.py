@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ _ISO = re.compile(
 )
 _NUMERIC = re.compile(r"^\s*[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?\s*$")
 _FACTORS = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 0.000001}
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def auto_unit(value: float) -> str:
@@ -68,8 +68,7 @@ def parse_iso(text: str, zone: ZoneInfo | None) -> int:
             raise ValueError(f"offset {off!r} is out of range")
         tz = timezone(timedelta(minutes=sign * minutes))
     try:
-        dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro,
-                      tzinfo=tz)
+        dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro, tzinfo=tz)
     except ValueError as exc:
         raise ValueError(f"{text[:64]!r}: {exc}") from None
     # whole seconds are exact in float; adding the milliseconds as integers avoids 774.9999 -> 774

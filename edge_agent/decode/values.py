@@ -19,7 +19,9 @@ from edge_agent.profiles.registry import MetricRegistry
 from edge_agent.profiles.spec import MetricSpec
 
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s.+-].{0,30}?)\s*$", re.DOTALL)
+_NUMBER_UNIT = re.compile(
+    r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s.+-].{0,30}?)\s*$", re.DOTALL
+)
 _STATE_TYPES = frozenset(("state", "event"))
 
 
@@ -129,4 +131,3 @@ def sample_rate(metric: MetricSpec, record: Any) -> float:
     if metric.sample_rate_hz is None:
         raise DecodeError(Reason.MISSING_FIELD, f"{metric.name}: sample rate not found in the payload")
     return metric.sample_rate_hz
-

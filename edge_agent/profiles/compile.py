@@ -39,9 +39,20 @@ Loc = tuple[str | int, ...]
 LineOf = Callable[[Loc], int | None]
 
 _FIELD_CODES: dict[str, tuple[str, int]] = {
-    "u8": ("B", 1), "s8": ("b", 1), "u16le": ("<H", 2), "s16le": ("<h", 2), "u16be": (">H", 2),
-    "s16be": (">h", 2), "u24le": ("u24le", 3), "u24be": ("u24be", 3), "u32le": ("<I", 4), "s32le": ("<i", 4),
-    "u32be": (">I", 4), "s32be": (">i", 4), "f32le": ("<f", 4), "f32be": (">f", 4),
+    "u8": ("B", 1),
+    "s8": ("b", 1),
+    "u16le": ("<H", 2),
+    "s16le": ("<h", 2),
+    "u16be": (">H", 2),
+    "s16be": (">h", 2),
+    "u24le": ("u24le", 3),
+    "u24be": ("u24be", 3),
+    "u32le": ("<I", 4),
+    "s32le": ("<i", 4),
+    "u32be": (">I", 4),
+    "s32be": (">i", 4),
+    "f32le": ("<f", 4),
+    "f32be": (">f", 4),
 }
 
 
@@ -170,7 +181,7 @@ def _where(where: Mapping[str, Any], ctx: _Ctx, loc: Loc) -> tuple[tuple[Steps, 
     return tuple(out)
 
 
-def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
+def compile_profile(
     m: s.ProfileModel,
     *,
     file: str,
@@ -184,11 +195,16 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
 
     # -- topics and exclusions
     topics: list[TopicSpec] = []
-    entries = [src.topic] if isinstance(src.topic, str) else src.topic
-    for i, entry in enumerate(entries):
-        tloc: Loc = ("source", "topic") if isinstance(src.topic, str) else ("source", "topic", i)
+    single = not isinstance(src.topic, list)
+    entries = [src.topic] if single else src.topic
+    for i, entry in enumerate(entries):  # type: ignore[arg-type]
+        tloc: Loc = ("source", "topic") if single else ("source", "topic", i)
         text = entry if isinstance(entry, str) else entry.pattern
-        records = None if isinstance(entry, str) or entry.records is None else ctx.path(entry.records, (*tloc, "records"))
+        records = (
+            None
+            if isinstance(entry, str) or entry.records is None
+            else ctx.path(entry.records, (*tloc, "records"))
+        )
         try:
             topics.append(TopicSpec(compile_pattern(text), records))
         except TopicPatternError as exc:
@@ -205,7 +221,9 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
     if src.csv is not None and fmt != "csv":
         raise ctx.error(("source", "csv"), f"csv options need format 'csv', not {fmt!r}")
     if src.layout is not None and fmt != "binary":
-        raise ctx.error(("source", "layout"), f"a layout needs format 'binary' (use 'embedded' for a field in {fmt})")
+        raise ctx.error(
+            ("source", "layout"), f"a layout needs format 'binary' (use 'embedded' for a field in {fmt})"
+        )
     if src.embedded is not None and fmt not in ("json", "msgpack"):
         raise ctx.error(("source", "embedded"), "embedded binary fields need format 'json' or 'msgpack'")
     csv = None
@@ -218,7 +236,9 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
         if isinstance(ref, str):
             if ref not in layouts:
                 hint = difflib.get_close_matches(ref, list(layouts), 1)
-                raise ctx.error(lloc, f"unknown layout {ref!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+                raise ctx.error(
+                    lloc, f"unknown layout {ref!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                )
             return layouts[ref]
         return compile_layout(ref, ctx, lloc, f"{m.id}.layout")
 
@@ -232,8 +252,12 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
         e = src.embedded
         eloc: Loc = ("source", "embedded")
         embedded = Embedded(
-            ctx.path(e.path, (*eloc, "path")), e.path, e.encoding, resolve_layout(e.layout, (*eloc, "layout")),
-            ctx.path(e.into, (*eloc, "into")), ctx.path(e.unless, (*eloc, "unless")) if e.unless else None,
+            ctx.path(e.path, (*eloc, "path")),
+            e.path,
+            e.encoding,
+            resolve_layout(e.layout, (*eloc, "layout")),
+            ctx.path(e.into, (*eloc, "into")),
+            ctx.path(e.unless, (*eloc, "unless")) if e.unless else None,
         )
         if not embedded.into:
             raise ctx.error((*eloc, "into"), "'into' must name a field, not the whole document")
@@ -247,14 +271,18 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
         elif kind == "path":
             sources.append(("path", ctx.path(arg, ("source", "device_id", i))))
         else:
-            raise ctx.error(("source", "device_id", i), f"expected 'topic:<placeholder>' or 'path:<field path>', got {text!r}")
+            raise ctx.error(
+                ("source", "device_id", i),
+                f"expected 'topic:<placeholder>' or 'path:<field path>', got {text!r}",
+            )
     if not any(k == "path" for k, _ in sources):
         names = {a for k, a in sources if k == "topic"}
         for t in topics:
             if not names & set(t.pattern.placeholders):
                 raise ctx.error(
                     ("source", "device_id"),
-                    f"topic pattern {t.pattern.text!r} has no placeholder among {sorted(names)} and no payload path is given",
+                    f"topic pattern {t.pattern.text!r} has no placeholder among {sorted(names)} "
+                    "and no payload path is given",
                 )
 
     # -- match
@@ -268,7 +296,9 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
         conds.append(Condition("eq", ctx.path(key, ("source", "match", "equals", key)), key, values))
         ident.add(("eq", key, values))
     for key, pattern in src.match.glob.items():
-        conds.append(Condition("glob", ctx.path(key, ("source", "match", "glob", key)), key, regex=_glob(pattern)))
+        conds.append(
+            Condition("glob", ctx.path(key, ("source", "match", "glob", key)), key, regex=_glob(pattern))
+        )
         ident.add(("glob", key, pattern))
     match_device = tuple(_glob(p) for p in src.match.device)
     if match_device:
@@ -279,14 +309,18 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
     ts_paths: tuple[Steps, ...] = ()
     if ts.unit != "receive":
         if ts.path is None:
-            raise ctx.error(("source", "timestamp", "path"), f"required with unit {ts.unit!r} (or use unit 'receive')")
+            raise ctx.error(
+                ("source", "timestamp", "path"), f"required with unit {ts.unit!r} (or use unit 'receive')"
+            )
         ts_paths = ctx.paths(ts.path, ("source", "timestamp", "path"))
     zone = None
     if ts.timezone is not None:
         try:
             zone = ZoneInfo(ts.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ctx.error(("source", "timestamp", "timezone"), f"unknown time zone {ts.timezone!r}") from None
+            raise ctx.error(
+                ("source", "timestamp", "timezone"), f"unknown time zone {ts.timezone!r}"
+            ) from None
     records = ctx.path(src.records, ("source", "records")) if src.records else None
 
     # -- metrics
@@ -299,14 +333,19 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
         mdef = registry.metric(mm.name)
         if mdef is None:
             hint = difflib.get_close_matches(mm.name, list(registry.metrics), 1)
-            raise ctx.error((*loc, "name"), f"unknown canonical metric {mm.name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            raise ctx.error(
+                (*loc, "name"),
+                f"unknown canonical metric {mm.name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+            )
         src_unit = mm.unit if mm.unit is not None else mdef.unit
         code = registry.resolve_unit(src_unit)
         if code is None:
             raise ctx.error((*loc, "unit"), f"unknown unit {src_unit!r}")
         conv = registry.conversion(code, mdef.unit)
         if conv is None:
-            raise ctx.error((*loc, "unit"), f"{src_unit!r} cannot be converted to {mdef.unit!r}, the unit of {mm.name}")
+            raise ctx.error(
+                (*loc, "unit"), f"{src_unit!r} cannot be converted to {mdef.unit!r}, the unit of {mm.name}"
+            )
         mtype = mm.type or mdef.type
         if mtype == "waveform" and mm.sample_rate_hz is None and mm.sample_rate_path is None:
             raise ctx.error((*loc, "sample_rate_hz"), "a waveform needs sample_rate_hz or sample_rate_path")
@@ -316,8 +355,11 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
         where = _where(mm.where, ctx, (*loc, "where"))
         key = (mm.name, tuple(sorted((format_path(p), tuple(sorted(v))) for p, v in where)))
         if key in seen:
-            raise ctx.error((*loc, "name"), f"metric {mm.name!r} is declared twice (also metrics[{seen[key]}]); "
-                                            "list alternative paths in one 'path' instead")
+            raise ctx.error(
+                (*loc, "name"),
+                f"metric {mm.name!r} is declared twice (also metrics[{seen[key]}]); "
+                "list alternative paths in one 'path' instead",
+            )
         seen[key] = i
         red = _reduction(m.reduction, mm.reduction, ctx, (*loc, "reduction"))
         priority = max(red.priority, Priority.EVENT) if mtype == "event" else red.priority
@@ -325,20 +367,38 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
         paths = ctx.paths(mm.path, (*loc, "path"))
         a, a_div = split_factor(conv[0])
         scale, scale_div = split_factor(mm.scale)
-        metrics.append(MetricSpec(
-            name=mm.name, paths=paths, path_text=mm.path if isinstance(mm.path, str) else " | ".join(mm.path),
-            unit=mdef.unit, source_unit=code, a=a, b=conv[1], scale=scale, offset=mm.offset, a_div=a_div,
-            scale_div=scale_div,
-            type=mtype, lo=rng[0] if rng else None, hi=rng[1] if rng else None,
-            quarantine_out_of_range=mm.on_out_of_range == "quarantine", precision=mm.precision,
-            interval_s=mm.interval_s, enum=enum,
-            enum_folded={k.casefold(): v for k, v in enum.items()} if enum else None,
-            where=where, unit_paths=ctx.paths(mm.unit_path, (*loc, "unit_path")) if mm.unit_path else (),
-            sample_rate_hz=mm.sample_rate_hz,
-            sample_rate_path=ctx.path(mm.sample_rate_path, (*loc, "sample_rate_path")) if mm.sample_rate_path else None,
-            reduction=red, priority=priority,
-            classification=mm.classification or gov.fields.get(mm.name) or gov.classification,
-        ))
+        metrics.append(
+            MetricSpec(
+                name=mm.name,
+                paths=paths,
+                path_text=mm.path if isinstance(mm.path, str) else " | ".join(mm.path),
+                unit=mdef.unit,
+                source_unit=code,
+                a=a,
+                b=conv[1],
+                scale=scale,
+                offset=mm.offset,
+                a_div=a_div,
+                scale_div=scale_div,
+                type=mtype,
+                lo=rng[0] if rng else None,
+                hi=rng[1] if rng else None,
+                quarantine_out_of_range=mm.on_out_of_range == "quarantine",
+                precision=mm.precision,
+                interval_s=mm.interval_s,
+                enum=enum,
+                enum_folded={k.casefold(): v for k, v in enum.items()} if enum else None,
+                where=where,
+                unit_paths=ctx.paths(mm.unit_path, (*loc, "unit_path")) if mm.unit_path else (),
+                sample_rate_hz=mm.sample_rate_hz,
+                sample_rate_path=ctx.path(mm.sample_rate_path, (*loc, "sample_rate_path"))
+                if mm.sample_rate_path
+                else None,
+                reduction=red,
+                priority=priority,
+                classification=mm.classification or gov.fields.get(mm.name) or gov.classification,
+            )
+        )
 
     # -- events
     events: list[EventSpec] = []
@@ -359,24 +419,44 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
             if am.protect != "none":
                 level = level or "sensitive"
                 if LEVELS[level] < LEVELS["sensitive"]:
-                    raise ctx.error((*aloc, "classification"),
-                                    f"personal data (protect: {am.protect}) must be 'sensitive' or 'restricted', not {level!r}")
-            attrs.append(AttributeSpec(am.name, ctx.paths(am.path, (*aloc, "path")), am.protect, am.keep,
-                                       level or gov.classification))
+                    raise ctx.error(
+                        (*aloc, "classification"),
+                        f"personal data (protect: {am.protect}) must be 'sensitive' or 'restricted', "
+                        f"not {level!r}",
+                    )
+            attrs.append(
+                AttributeSpec(
+                    am.name,
+                    ctx.paths(am.path, (*aloc, "path")),
+                    am.protect,
+                    am.keep,
+                    level or gov.classification,
+                )
+            )
         trig = em.trigger
         equals = None
         if trig.equals is not None:
             values = trig.equals if isinstance(trig.equals, list) else [trig.equals]
             equals = frozenset(norm_value(v) for v in values)
-        events.append(EventSpec(
-            em.kind, ctx.path(trig.path, (*loc, "trigger", "path")), trig.path, equals,
-            frozenset(norm_value(v) for v in trig.not_equals), tuple(attrs), PRIORITIES[em.priority],
-        ))
+        events.append(
+            EventSpec(
+                em.kind,
+                ctx.path(trig.path, (*loc, "trigger", "path")),
+                trig.path,
+                equals,
+                frozenset(norm_value(v) for v in trig.not_equals),
+                tuple(attrs),
+                PRIORITIES[em.priority],
+            )
+        )
 
     known = {mm.name for mm in m.metrics} | {f"{e.kind}.{a.name}" for e in events for a in e.attributes}
     for key in gov.fields:
         if key not in known:
-            raise ctx.error(("governance", "fields", key), f"{key!r} is neither a metric of this profile nor an 'event.attribute'")
+            raise ctx.error(
+                ("governance", "fields", key),
+                f"{key!r} is neither a metric of this profile nor an 'event.attribute'",
+            )
     if not metrics and not events:
         raise ctx.error(("metrics",), "a profile needs at least one metric or event")
     if m.generic and src.match.device:
@@ -386,13 +466,39 @@ def compile_profile(  # noqa: C901 - one linear pass over the profile's sections
     field_classes.update({f"{e.kind}.{a.name}": a.classification for e in events for a in e.attributes})
     parse_key = (fmt, csv, layout.id if layout else None)
     return Profile(
-        id=m.id, version=m.version, ref=ProfileRef(m.id, m.version), file=file, vendor=m.vendor, model=m.model,
-        description=m.description, ecosystem=m.ecosystem, domain=m.domain, generic=m.generic,
-        topics=tuple(topics), excludes=tuple(excludes), format=fmt, parse_key=parse_key, csv=csv, layout=layout,
-        records=records, device_sources=tuple(sources), match=tuple(conds), match_device=match_device,
-        specificity=frozenset(ident), ts_paths=ts_paths, ts_unit=ts.unit, ts_zone=zone,
-        ts_relative_below=ts.relative_below, max_payload_bytes=src.max_payload_bytes, embedded=embedded,
-        metrics=tuple(metrics), events=tuple(events), reduction=reduction, retention_days=gov.retention_days,
-        classification=gov.classification, field_classification=field_classes, references=tuple(m.references),
+        id=m.id,
+        version=m.version,
+        ref=ProfileRef(m.id, m.version),
+        file=file,
+        vendor=m.vendor,
+        model=m.model,
+        description=m.description,
+        ecosystem=m.ecosystem,
+        domain=m.domain,
+        generic=m.generic,
+        topics=tuple(topics),
+        excludes=tuple(excludes),
+        format=fmt,
+        parse_key=parse_key,
+        csv=csv,
+        layout=layout,
+        records=records,
+        device_sources=tuple(sources),
+        match=tuple(conds),
+        match_device=match_device,
+        specificity=frozenset(ident),
+        ts_paths=ts_paths,
+        ts_unit=ts.unit,
+        ts_zone=zone,
+        ts_relative_below=ts.relative_below,
+        max_payload_bytes=src.max_payload_bytes,
+        embedded=embedded,
+        metrics=tuple(metrics),
+        events=tuple(events),
+        reduction=reduction,
+        retention_days=gov.retention_days,
+        classification=gov.classification,
+        field_classification=field_classes,
+        references=tuple(m.references),
         personal=any(a.protect != "none" for e in events for a in e.attributes),
     )

@@ -78,7 +78,9 @@ def _first_error(exc: ValidationError, file: str, doc: YamlDoc | None) -> Profil
     for other in errors:
         if len(other["loc"]) > len(loc) and tuple(other["loc"][: len(loc)]) == loc:
             err, loc = other, tuple(other["loc"])
-    loc = tuple(step for step in loc if not (isinstance(step, str) and ("[" in step or step in {"str", "list"})))
+    loc = tuple(
+        step for step in loc if not (isinstance(step, str) and ("[" in step or step in {"str", "list"}))
+    )
     problem = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         problem = "unknown field"
@@ -122,7 +124,9 @@ def load_layouts(root: Path) -> tuple[dict[str, Layout], list[ProfileError]]:
                 raise _first_error(exc, file, doc) from exc
             layout = compile_layout(model, _Ctx(file, doc.line_of), (), path.stem)
             if layout.id != path.stem:
-                raise ProfileError(file, "id", f"layout id {layout.id!r} must equal the file name {path.stem!r}")
+                raise ProfileError(
+                    file, "id", f"layout id {layout.id!r} must equal the file name {path.stem!r}"
+                )
             layouts[layout.id] = layout
         except ProfileError as exc:
             errors.append(exc)
@@ -150,8 +154,9 @@ class LoadReport:
     files: dict[str, Profile | ProfileError] = field(default_factory=dict)
 
 
-def load_directory(root: str | Path, *, registry: MetricRegistry | None = None,
-                   only: Iterable[Path] | None = None) -> LoadReport:
+def load_directory(
+    root: str | Path, *, registry: MetricRegistry | None = None, only: Iterable[Path] | None = None
+) -> LoadReport:
     """Load every profile under ``root``, collecting errors instead of stopping at the first.
 
     ``only`` limits which files are compiled and reported (others are still read so that ``extends``
@@ -217,8 +222,9 @@ def load_directory(root: str | Path, *, registry: MetricRegistry | None = None,
                 model = ProfileModel.model_validate(data)
             except ValidationError as exc:
                 raise _first_error(exc, file, raw_doc) from exc
-            profile = compile_profile(model, file=file, registry=registry, layouts=layouts,
-                                      line_of=raw_doc.line_of)
+            profile = compile_profile(
+                model, file=file, registry=registry, layouts=layouts, line_of=raw_doc.line_of
+            )
         except ProfileError as exc:
             report.errors.append(exc)
             report.files[file] = exc
@@ -228,7 +234,9 @@ def load_directory(root: str | Path, *, registry: MetricRegistry | None = None,
     return report
 
 
-def load_profiles(root: str | Path, *, registry: MetricRegistry | None = None) -> tuple[MetricRegistry, list[Profile]]:
+def load_profiles(
+    root: str | Path, *, registry: MetricRegistry | None = None
+) -> tuple[MetricRegistry, list[Profile]]:
     """Load a profile root strictly: the first problem raises :class:`ProfileError`."""
     report = load_directory(root, registry=registry)
     if report.errors:

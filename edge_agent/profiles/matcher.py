@@ -112,7 +112,9 @@ class ProfileSet:
         try:
             self.zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ProfileError("gateway configuration", "timezone", f"unknown time zone {timezone!r}") from None
+            raise ProfileError(
+                "gateway configuration", "timezone", f"unknown time zone {timezone!r}"
+            ) from None
         self.timezone = timezone
         self.device_map: dict[str, str] = {}
         for device, pid in (device_map or {}).items():
@@ -151,7 +153,9 @@ class ProfileSet:
 
     def with_device_map(self, device_map: Mapping[str, str]) -> ProfileSet:
         """A copy using another device map (same profiles, fresh cache and counters)."""
-        return ProfileSet(self.profiles, self.registry, device_map=device_map, timezone=self.timezone, root=self.root)
+        return ProfileSet(
+            self.profiles, self.registry, device_map=device_map, timezone=self.timezone, root=self.root
+        )
 
     def __len__(self) -> int:
         return len(self.profiles)

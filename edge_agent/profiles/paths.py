@@ -45,13 +45,13 @@ def parse_path(text: str) -> Steps:
             j = text.find("]", i)
             if j < 0:
                 raise PathError(f"unclosed '[' at position {i} in {text!r}")
-            inner = text[i + 1:j]
+            inner = text[i + 1 : j]
             if inner[:1] in ("'", '"'):
                 quote = inner[0]
                 end = text.find(quote + "]", i + 2)
                 if end < 0:
                     raise PathError(f"unclosed quoted key at position {i} in {text!r}")
-                steps.append(text[i + 2:end])
+                steps.append(text[i + 2 : end])
                 i = end + 2
             else:
                 try:

@@ -80,7 +80,9 @@ class _RegistryModel(_Strict):
 class MetricRegistry:
     """Canonical metrics and units. Build with :meth:`load` (or :meth:`from_mapping` in tests)."""
 
-    def __init__(self, units: dict[str, Unit], metrics: dict[str, MetricDef], source: str = "<memory>") -> None:
+    def __init__(
+        self, units: dict[str, Unit], metrics: dict[str, MetricDef], source: str = "<memory>"
+    ) -> None:
         self.source = source
         self.units = units
         self.metrics = metrics
@@ -128,8 +130,12 @@ class MetricRegistry:
             if m.unit not in units:
                 raise ProfileError(source, f"metrics.{name}.unit", f"unknown unit {m.unit!r}")
             if m.range is not None and not m.range[0] < m.range[1]:
-                raise ProfileError(source, f"metrics.{name}.range", "range must be [low, high] with low < high")
-            metrics[name] = MetricDef(name, m.unit, m.name_zh, m.name_en, m.domain, m.type, m.range, m.description)
+                raise ProfileError(
+                    source, f"metrics.{name}.range", "range must be [low, high] with low < high"
+                )
+            metrics[name] = MetricDef(
+                name, m.unit, m.name_zh, m.name_en, m.domain, m.type, m.range, m.description
+            )
         return cls(units, metrics, source)
 
     def resolve_unit(self, name: str) -> str | None:

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 Scalar = StrictStr | StrictBool | StrictInt | StrictFloat | None
 ScalarOrList = Scalar | list[Scalar]
@@ -20,8 +29,21 @@ Feature = Literal["rms", "peak", "crest_factor", "band_energy", "dominant_freq"]
 Format = Literal["json", "msgpack", "senml", "influx", "csv", "raw", "binary"]
 TsUnit = Literal["s", "ms", "us", "ns", "iso8601", "auto", "receive"]
 FieldFormat = Literal[
-    "u8", "s8", "u16le", "s16le", "u16be", "s16be", "u24le", "u24be",
-    "u32le", "s32le", "u32be", "s32be", "f32le", "f32be", "hex",
+    "u8",
+    "s8",
+    "u16le",
+    "s16le",
+    "u16be",
+    "s16be",
+    "u24le",
+    "u24be",
+    "u32le",
+    "s32le",
+    "u32be",
+    "s32be",
+    "f32le",
+    "f32be",
+    "hex",
 ]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,79}$")]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -92,7 +114,9 @@ class EmbeddedModel(Strict):
     encoding: Literal["base64", "hex"] = "base64"
     layout: StrictStr | LayoutModel
     into: PathText  # where the decoded fields are placed in the document
-    unless: PathText | None = None  # skip when this path is present (e.g. the network server's decoded object)
+    unless: PathText | None = (
+        None  # skip when this path is present (e.g. the network server's decoded object)
+    )
 
 
 class CsvModel(Strict):
@@ -102,7 +126,7 @@ class CsvModel(Strict):
 
 
 class SourceModel(Strict):
-    topic: StrictStr | Annotated[list[StrictStr | TopicEntry], Field(min_length=1)]
+    topic: StrictStr | TopicEntry | Annotated[list[StrictStr | TopicEntry], Field(min_length=1)]
     exclude: list[StrictStr] = []
     format: Format
     device_id: Annotated[list[StrictStr], Field(min_length=1)] = ["topic:device"]

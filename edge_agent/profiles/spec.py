@@ -15,7 +15,12 @@ from edge_agent.model import Priority, ProfileRef
 from edge_agent.profiles.paths import Steps
 from edge_agent.profiles.topics import TopicPattern
 
-PRIORITIES = {"raw": Priority.RAW, "aggregate": Priority.AGGREGATE, "event": Priority.EVENT, "alarm": Priority.ALARM}
+PRIORITIES = {
+    "raw": Priority.RAW,
+    "aggregate": Priority.AGGREGATE,
+    "event": Priority.EVENT,
+    "alarm": Priority.ALARM,
+}
 LEVELS = {"public": 1, "internal": 2, "sensitive": 3, "restricted": 4}  # classification 分级 L1..L4
 
 Norm = tuple[str, Any]
@@ -52,7 +57,9 @@ class Layout:
 
     id: str
     kind: str  # 'channel_type' | 'struct'
-    channels: dict[tuple[int, int], tuple[FieldSpec, ...] | int]  # (channel, type) -> fields, or bytes to skip
+    channels: dict[
+        tuple[int, int], tuple[FieldSpec, ...] | int
+    ]  # (channel, type) -> fields, or bytes to skip
     fields: tuple[FieldSpec, ...]  # struct layouts
     on_unknown: str  # 'error' | 'stop'
 
