@@ -117,6 +117,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, table: Mapping[str, A
     Raises :class:`SettingsError` naming the key for a bad value or an unknown key.
     """
     values = _from_table(table or {}, table_source)
+    origin = {name: f"{table_source}: api.{name}" for name in values}
     source = os.environ if env is None else env
     for key, text in source.items():
         if not key.startswith(PREFIX):
@@ -129,9 +130,17 @@ def load_settings(env: Mapping[str, str] | None = None, *, table: Mapping[str, A
             values[name] = cast(text.strip())
         except ValueError as exc:
             raise SettingsError(key, f"has value {text!r}, not a valid {kind}") from exc
+        origin[name] = key
     for name, value in overrides.items():
         if name not in _CASTS:
             raise SettingsError(_key(name), "is not a setting")
         if value is not None:
             values[name] = value
-    return ApiSettings(**values)
+            origin[name] = f"--{name.replace('_', '-')}"
+    try:
+        return ApiSettings(**values)
+    except SettingsError as exc:  # a range check: name the key where the value came from
+        name = exc.key[len(PREFIX):].lower()
+        if origin.get(name, exc.key) == exc.key:
+            raise
+        raise SettingsError(origin[name], exc.problem) from exc
