@@ -88,7 +88,7 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
                     ctx.fleet.record_upload(r.gateway, r.last_seq or 0, r.last_upload_ms or 0)
         yield
 
-    app = FastAPI(title="Campus ingest API", version="1", lifespan=lifespan,
+    app = FastAPI(title="Campus ingest API", version="1", lifespan=lifespan, redirect_slashes=False,
                   description="Batches and heartbeats from campus gateways; fleet status. See docs/api.md.")
     app.state.ctx = ctx
 

@@ -82,7 +82,7 @@ def fleet_records(ctx: ApiContext) -> list[GatewayRecord]:
 def fleet_counts(ctx: ApiContext) -> dict[str, int]:
     """Gateways per state now (for ``/metrics``)."""
     s, now = ctx.settings, ctx.clock_ms()
-    counts = dict.fromkeys(STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
     for r in fleet_records(ctx):
         counts[classify(r.received_ms, r.interval_s, now, late_after=s.late_after_intervals,
                         offline_after=s.offline_after_intervals)] += 1
@@ -132,7 +132,7 @@ async def get_fleet(request: Request) -> FleetOut:
                       field="Authorization")
     now = ctx.clock_ms()
     gateways = [status_of(r, ctx, now) for r in fleet_records(ctx)]
-    counts = dict.fromkeys(STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
     for g in gateways:
         counts[g.state] += 1
     return FleetOut(now_ms=now, counts=counts, gateways=gateways)
