@@ -23,6 +23,7 @@ import aiosqlite
 
 from edge_agent.buffer.errors import BufferCorrupt, BufferNotWal
 from edge_agent.buffer.records import BufferConfig
+from edge_agent.errors import BufferError_
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ async def connect(path: Path, config: BufferConfig) -> aiosqlite.Connection:
         try:
             mode = str(await _one(db, "PRAGMA journal_mode=WAL")).lower()
         except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise BufferError_(f"{path}: the buffer is locked by another process ({exc})") from exc
             raise BufferNotWal(str(path), f"error: {exc}") from exc
         if mode != "wal":
             raise BufferNotWal(str(path), mode)
