@@ -212,7 +212,8 @@ class _Decoder:
         if not tm.candidates:
             ps.stats.count_no_profile(topic)
             if tm.excluded:
-                ref, pattern = tm.excluded[0]
+                prof, pattern = min(tm.excluded, key=lambda e: not e[0].generic)  # name the generic one
+                ref = f"{prof.ref}" + (f" and {len(tm.excluded) - 1} more" if len(tm.excluded) > 1 else "")
                 return self.quarantine(
                     Reason.NO_PROFILE, f"topic {topic[:200]!r} is excluded by {ref} ({pattern!r})"
                 )
@@ -438,20 +439,21 @@ class _Decoder:
         events: list[Event] = []
         waves: list[Waveform] = []
         for rec in self.records(c, doc):
-            found: list[tuple[Any, Any]] = []
+            found: list[tuple[Any, Any, int]] = []
             for m in p.metrics:
                 if m.where and not all(
                     norm_value(None if (v := get(rec, s)) is MISSING else v) in vals for s, vals in m.where
                 ):
                     continue
                 raw: Any = MISSING
-                for steps in m.paths:
+                idx = 0
+                for idx, steps in enumerate(m.paths):  # noqa: B007 - idx names the path in errors
                     raw = get(rec, steps)
                     if raw is not MISSING and raw is not None:
                         break
                 if raw is MISSING or raw is None:
                     continue
-                found.append((m, raw))
+                found.append((m, raw, idx))
             fired = []
             for e in p.events:
                 tv = get(rec, e.trigger)
@@ -468,7 +470,7 @@ class _Decoder:
                 self.device = device
             ts, tq = self.timestamp(p, rec, doc)
             q = base_q | tq
-            for m, raw in found:
+            for m, raw, idx in found:
                 if m.type == "waveform":
                     waves.append(
                         Waveform(
@@ -482,13 +484,13 @@ class _Decoder:
                         )
                     )
                     continue
-                value = canonical_value(m, raw, rec, registry)
+                value = canonical_value(m, raw, rec, registry, idx)
                 rq = q
                 if (m.lo is not None and value < m.lo) or (m.hi is not None and value > m.hi):
                     if m.quarantine_out_of_range:
                         raise DecodeError(
                             Reason.OUT_OF_RANGE,
-                            f"{m.name} = {value:g} {m.unit} (at '{m.path_text}') "
+                            f"{m.name} = {value:g} {m.unit} (at '{m.path_texts[idx]}') "
                             f"is outside [{m.lo:g}, {m.hi:g}]",
                         )
                     rq |= _OOR

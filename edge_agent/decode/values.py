@@ -31,31 +31,49 @@ def show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def wrong(metric: MetricSpec, problem: str) -> DecodeError:
-    return DecodeError(Reason.WRONG_TYPE, f"{metric.name} at '{metric.path_text}': {problem}")
+def wrong(metric: MetricSpec, problem: str, where: int = -1) -> DecodeError:
+    """WRONG_TYPE naming the metric and the path the value came from (``where`` indexes ``paths``)."""
+    path = metric.path_texts[where] if 0 <= where < len(metric.path_texts) else metric.path_text
+    return DecodeError(Reason.WRONG_TYPE, f"{metric.name} at '{path}': {problem}")
 
 
 def _convert(registry: MetricRegistry, metric: MetricSpec, value: float, unit_text: str) -> float:
     code = registry.resolve_unit(unit_text)
     if code is None:
-        raise wrong(metric, f"unknown unit {unit_text!r}")
+        raise _Wrong(f"unknown unit {unit_text!r}")
     conv = registry.conversion(code, metric.unit)
     if conv is None:
-        raise wrong(metric, f"unit {unit_text!r} cannot be converted to {metric.unit!r}")
+        raise _Wrong(f"unit {unit_text!r} cannot be converted to {metric.unit!r}")
     return value * conv[0] + conv[1]
 
 
-def canonical_value(metric: MetricSpec, raw: Any, record: Any, registry: MetricRegistry) -> float:
-    """The canonical-unit value of ``raw`` for ``metric``. Raises :class:`DecodeError` (WRONG_TYPE)."""
+def canonical_value(
+    metric: MetricSpec, raw: Any, record: Any, registry: MetricRegistry, where: int = -1
+) -> float:
+    """The canonical-unit value of ``raw`` for ``metric``. Raises :class:`DecodeError` (WRONG_TYPE).
+
+    ``where`` is the index of the path ``raw`` was found at (for the error detail).
+    """
+    try:
+        return _canonical(metric, raw, record, registry)
+    except _Wrong as exc:
+        raise wrong(metric, str(exc), where) from None
+
+
+class _Wrong(Exception):
+    pass
+
+
+def _canonical(metric: MetricSpec, raw: Any, record: Any, registry: MetricRegistry) -> float:
     cls = raw.__class__
     unit_text: str | None = None
     if cls is float or cls is int:
         if cls is int and not -(10**300) < raw < 10**300:  # float() of a huge int raises
-            raise wrong(metric, "integer out of range")
+            raise _Wrong("integer out of range")
         value = float(raw)
     elif cls is bool:
         if metric.type not in _STATE_TYPES and metric.enum is None:
-            raise wrong(metric, f"{raw!r} is a boolean, but {metric.name} is a {metric.type}")
+            raise _Wrong(f"{raw!r} is a boolean, but {metric.name} is a {metric.type}")
         return 1.0 if raw else 0.0
     elif cls is str:
         if metric.enum is not None:
@@ -71,14 +89,14 @@ def canonical_value(metric: MetricSpec, raw: Any, record: Any, registry: MetricR
             m = _NUMBER_UNIT.match(raw)
             if m is None:
                 if metric.enum is not None:
-                    raise wrong(metric, f"{show(raw)} is not one of {sorted(metric.enum)}")
-                raise wrong(metric, f"{show(raw)} is not a number")
+                    raise _Wrong(f"{show(raw)} is not one of {sorted(metric.enum)}")
+                raise _Wrong(f"{show(raw)} is not a number")
             value = float(m.group(1))
             unit_text = m.group(2)
     else:
-        raise wrong(metric, f"expected a number, got {'an object' if cls is dict else type(raw).__name__}")
+        raise _Wrong(f"expected a number, got {'an object' if cls is dict else type(raw).__name__}")
     if not math.isfinite(value):
-        raise wrong(metric, f"{show(raw)} is not a finite number")
+        raise _Wrong(f"{show(raw)} is not a finite number")
     if metric.scale != 1.0 or metric.scale_div != 1.0:
         value = value * metric.scale / metric.scale_div
     if metric.offset:
@@ -87,7 +105,7 @@ def canonical_value(metric: MetricSpec, raw: Any, record: Any, registry: MetricR
         found, _ = get_first(record, metric.unit_paths)
         if found is not MISSING:
             if not isinstance(found, str):
-                raise wrong(metric, f"unit field holds {show(found)}, not a unit name")
+                raise _Wrong(f"unit field holds {show(found)}, not a unit name")
             unit_text = found
     if unit_text is not None:
         return _convert(registry, metric, value, unit_text)

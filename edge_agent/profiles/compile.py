@@ -372,6 +372,7 @@ def compile_profile(
                 name=mm.name,
                 paths=paths,
                 path_text=mm.path if isinstance(mm.path, str) else " | ".join(mm.path),
+                path_texts=tuple(format_path(p) for p in paths),
                 unit=mdef.unit,
                 source_unit=code,
                 a=a,

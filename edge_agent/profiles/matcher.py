@@ -52,7 +52,7 @@ class TopicMatch:
     """Cached result of topic matching: candidates, exclusions, and resolved choices per payload outcome."""
 
     candidates: tuple[Candidate, ...]
-    excluded: tuple[tuple[str, str], ...]  # (profile ref, exclusion pattern) that removed a profile
+    excluded: tuple[tuple[Profile, str], ...]  # (profile, exclusion pattern) that removed it
     choices: dict[tuple[int, ...], Candidate | tuple[Candidate, ...]] = field(default_factory=dict)
 
 
@@ -182,7 +182,7 @@ class ProfileSet:
             return hit
         first = topic.split("/", 1)[0]
         cands: list[Candidate] = []
-        excluded: list[tuple[str, str]] = []
+        excluded: list[tuple[Profile, str]] = []
         seen: set[str] = set()
         for p, t in (*self._exact.get(topic, ()), *self._by_first.get(first, ()), *self._wild):
             if p.id in seen:
@@ -192,7 +192,7 @@ class ProfileSet:
                 continue
             ex = next((e for e in p.excludes if e.regex.fullmatch(topic)), None)
             if ex is not None:
-                excluded.append((str(p.ref), ex.text))
+                excluded.append((p, ex.text))
                 continue
             seen.add(p.id)
             cands.append(Candidate(p, t, caps))

@@ -116,6 +116,7 @@ class MetricSpec:
     name: str
     paths: tuple[Steps, ...]
     path_text: str
+    path_texts: tuple[str, ...]  # one per alternative path, for error details
     unit: str  # canonical unit code
     source_unit: str  # registered unit code the payload uses
     a: float  # canonical = (raw * scale / scale_div + offset) * a / a_div + b
