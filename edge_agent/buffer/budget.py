@@ -79,17 +79,20 @@ async def ensure_room(core: Core, need: int) -> int:
     Nothing of the caller's burst is written when this raises.
     """
     budget = core.config.budget_bytes
+    low = int(budget * core.config.low_water)
+    # hysteresis: once refusing, accept again only below the low-water mark (no flapping)
+    limit = low if core.back_pressure else budget
     st = await measure(core)
-    if st.used_bytes + need <= budget:
+    if st.used_bytes + need <= limit:
         await set_back_pressure(core, False)
         return 0
     if st.wal_bytes:
         await checkpoint(core)
         st = await measure(core)
-        if st.used_bytes + need <= budget:
+        if st.used_bytes + need <= limit:
             await set_back_pressure(core, False)
             return 0
-    target = int(budget * core.config.low_water) - need
+    target = low - need
     if target <= 0:
         await set_back_pressure(core, True)
         raise BackPressure(
@@ -98,7 +101,7 @@ async def ensure_room(core: Core, need: int) -> int:
         )
     evicted = await evict_down_to(core, target)
     st = await measure(core)
-    if st.used_bytes + need > budget:
+    if st.used_bytes + need > limit:
         await set_back_pressure(core, True)
         raise BackPressure(
             f"{core.path}: disk budget of {budget} bytes is full ({st.used_bytes} used, {need} more needed) "
