@@ -1,6 +1,6 @@
 """``create_app(settings, warehouse)``: the ingest API as a FastAPI app, with no module-level state.
 
-Everything an app needs (tokens, metrics registry, landing gate, fleet store, clock) is built here and
+Everything an app needs (tokens, metrics registry, gates, fleet store, clock) is built here and
 kept on ``app.state.ctx``; two apps in one process share nothing. OpenAPI is served at ``/openapi.json``
 and ``/docs``. Every refusal has the body ``{"error": {"code", "field", "detail"}}`` (docs/api.md).
 """
@@ -22,7 +22,7 @@ from cloud_ingest.api.auth import TokenStore
 from cloud_ingest.api.context import ApiContext, WarehouseLike, context, wall_clock_ms
 from cloud_ingest.api.errors import Problem, SettingsError
 from cloud_ingest.api.heartbeats import FleetStore, GatewayRecord, InMemoryFleetStore
-from cloud_ingest.api.limits import LandingGate
+from cloud_ingest.api.limits import Gate
 from cloud_ingest.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cloud_ingest.api.metrics import ApiMetrics
 from cloud_ingest.api.settings import ApiSettings
@@ -69,11 +69,14 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
         tokens = TokenStore.from_file(settings.tokens_file)
     seed_fleet = fleet_store is None
     metrics = ApiMetrics()
-    gate = LandingGate(settings.max_in_flight, settings.max_waiting, settings.queue_wait_s)
-    ctx = ApiContext(settings=settings, warehouse=warehouse, tokens=tokens, metrics=metrics, gate=gate,
-                     fleet=fleet_store or InMemoryFleetStore(), clock_ms=clock_ms)
-    metrics.in_flight.set_function(lambda: gate.in_flight)
-    metrics.waiting.set_function(lambda: gate.waiting)
+    admission = Gate("request", settings.max_requests, 0.0)
+    landing = Gate("landing", settings.max_in_flight, settings.queue_wait_s)
+    ctx = ApiContext(settings=settings, warehouse=warehouse, tokens=tokens, metrics=metrics,
+                     admission=admission, landing=landing, fleet=fleet_store or InMemoryFleetStore(),
+                     clock_ms=clock_ms)
+    metrics.admitted.set_function(lambda: admission.holders)
+    metrics.in_flight.set_function(lambda: landing.holders)
+    metrics.waiting.set_function(lambda: landing.waiting)
     metrics.watch_fleet(lambda: fleet.fleet_counts(ctx))
 
     @contextlib.asynccontextmanager

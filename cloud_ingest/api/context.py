@@ -16,7 +16,7 @@ from starlette.requests import Request
 from cloud_ingest.api.auth import Principal, TokenStore
 from cloud_ingest.api.errors import Problem
 from cloud_ingest.api.heartbeats import FleetStore
-from cloud_ingest.api.limits import BodyTimeout, BodyTooLarge, LandingGate, read_capped
+from cloud_ingest.api.limits import BodyTimeout, BodyTooLarge, Gate, read_capped
 from cloud_ingest.api.metrics import ApiMetrics
 from cloud_ingest.api.settings import ApiSettings
 from cloud_ingest.warehouse import LandResult
@@ -45,7 +45,8 @@ class ApiContext:
     warehouse: WarehouseLike
     tokens: TokenStore
     metrics: ApiMetrics
-    gate: LandingGate
+    admission: Gate  # batch requests admitted (receiving, waiting, decoding, landing)
+    landing: Gate  # decodes + landings running
     fleet: FleetStore
     clock_ms: Callable[[], int]
 
@@ -69,12 +70,12 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require_gateway(principal: Principal, gateway: str, what: str) -> None:
+def require_gateway(principal: Principal, gateway: str, what: str, *, field: str = "gateway") -> None:
     """403 unless ``principal`` is the gateway ``gateway`` (a gateway cannot act as another)."""
     if principal.role != "gateway" or principal.name != gateway:
         raise Problem(403, "gateway_mismatch",
                       f"{what} is for gateway {gateway[:128]!r}; this token belongs to {principal.role} "
-                      f"{principal.name!r}", field="gateway")
+                      f"{principal.name!r}", field=field)
 
 
 def require_media_type(request: Request, expected: str) -> None:

@@ -6,8 +6,13 @@ Policies (each one counted on ``/metrics``):
   or, for a chunked body, as soon as the running count passes the cap; at most ``cap + one chunk`` bytes
   are ever held.
 * Body not complete within ``body_timeout_s``: 408.
-* Landing gate full (``max_in_flight`` landings running and ``max_waiting`` requests already queued, or
-  no slot within ``queue_wait_s``): 429 with ``Retry-After``.
+* Admission gate full (``max_requests`` batch requests already receiving, waiting, decoding or landing):
+  429 with ``Retry-After`` at once, before a byte of the body is read.
+* Landing gate full (``max_in_flight`` decodes/landings running and no slot free within ``queue_wait_s``):
+  429 with ``Retry-After``.
+
+Memory bound: about ``max_requests * max_body_bytes`` for bodies plus ``max_in_flight *
+(max_decompressed_bytes + 60 B * max_records)`` for decoding (docs/wire-format.md §11).
 """
 
 from __future__ import annotations
@@ -51,31 +56,32 @@ async def read_capped(chunks: AsyncIterable[bytes], limit: int, timeout_s: float
     return bytes(buf)
 
 
-class LandingGate:
-    """At most ``max_in_flight`` holders and ``max_waiting`` waiters; waiting is capped at ``wait_s``.
+class Gate:
+    """At most ``limit`` holders; a request that finds none free waits up to ``wait_s`` (0: not at all).
 
-    Used from one event loop (the API's); holders may hand work to threads while they hold a slot.
+    The number of waiters is bounded by whatever admitted them (the admission gate in front of the landing
+    gate). Used from one event loop (the API's); holders may hand work to threads while they hold a slot.
     """
 
-    def __init__(self, max_in_flight: int, max_waiting: int, wait_s: float) -> None:
-        self.max_in_flight = max_in_flight
-        self.max_waiting = max_waiting
+    def __init__(self, name: str, limit: int, wait_s: float) -> None:
+        self.name = name
+        self.limit = limit
         self.wait_s = wait_s
-        self._sem = anyio.Semaphore(max_in_flight)
-        self.in_flight = 0
+        self._sem = anyio.Semaphore(limit)
+        self.holders = 0
         self.waiting = 0
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Hold one slot for the body; raise :class:`Saturated` when none is free in time."""
+        """Hold one slot; raise :class:`Saturated` when none is free within ``wait_s``."""
         acquired = True
         try:
             self._sem.acquire_nowait()
         except anyio.WouldBlock:
             acquired = False
         if not acquired:
-            if self.waiting >= self.max_waiting or self.wait_s <= 0:
-                raise Saturated(f"{self.in_flight} landings in flight, {self.waiting} waiting")
+            if self.wait_s <= 0:
+                raise Saturated(f"all {self.limit} {self.name} slots are busy")
             self.waiting += 1
             try:
                 with anyio.move_on_after(self.wait_s):
@@ -84,10 +90,10 @@ class LandingGate:
             finally:
                 self.waiting -= 1
             if not acquired:
-                raise Saturated(f"no landing slot within {self.wait_s}s")
-        self.in_flight += 1
+                raise Saturated(f"no {self.name} slot free within {self.wait_s}s")
+        self.holders += 1
         try:
             yield
         finally:
-            self.in_flight -= 1
+            self.holders -= 1
             self._sem.release()

@@ -49,7 +49,9 @@ class ApiMetrics:
                                   registry=r)
         self.landing = Histogram("campus_ingest_landing_seconds", "Time land_batch took (worker thread)",
                                  buckets=LANDING_BUCKETS, registry=r)
-        self.in_flight = Gauge("campus_ingest_in_flight", "Batch requests holding a landing slot", registry=r)
+        self.admitted = Gauge("campus_ingest_admitted", "Batch requests admitted (receiving to landing)",
+                              registry=r)
+        self.in_flight = Gauge("campus_ingest_in_flight", "Batches decoding or landing", registry=r)
         self.waiting = Gauge("campus_ingest_waiting", "Batch requests waiting for a landing slot", registry=r)
         self.heartbeats = Counter("campus_ingest_heartbeats", "Heartbeats accepted", registry=r)
 

@@ -13,12 +13,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cloud_ingest.api.errors import SettingsError
+from edge_agent.wire import DEFAULT_MAX_DECOMPRESSED, DEFAULT_MAX_RECORDS
 
 PREFIX = "CAMPUS_API_"
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +28,18 @@ class ApiSettings:
     tokens_file: Path | None = None  # gateway id -> token hash; required unless a TokenStore is injected
     # 16 MiB: twice the edge's default upload cap (8 MiB); a larger body is refused with 413 unread.
     max_body_bytes: int = 16 * 1024 * 1024
-    # Cap on a batch's decompressed size: bounds the memory one request can take (zstd bombs -> 413).
-    max_decompressed_bytes: int = 256 * 1024 * 1024
-    # Landings in flight (reading body, decoding, writing). Bounds memory to about
-    # max_in_flight * (max_body + max_decompressed); higher does not help DuckDB (one writer at a time).
-    max_in_flight: int = 4
-    # Requests allowed to wait for a landing slot; beyond that, 429 at once. Waiting holds no body.
-    max_waiting: int = 16
-    # How long a request waits for a slot before 429: short, the edge retries with back-off anyway.
-    queue_wait_s: float = 0.5
+    # Decoder caps (docs/wire-format.md §11): payload bytes after zstd (bombs stop here: 413) and readings +
+    # events per batch; together they bound one decode to about max_decompressed + 60 B * max_records.
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED
+    max_records: int = DEFAULT_MAX_RECORDS
+    # Batch requests admitted at once (receiving, waiting, decoding or landing); beyond, 429 at once.
+    # Bounds body memory to max_requests * max_body_bytes; slow senders use these, not landing slots.
+    max_requests: int = 16
+    # Decodes + landings at once. 2 lets one batch decode while another is written; more does not help
+    # DuckDB (one writer) and costs max_decompressed + 60 B * max_records of memory each.
+    max_in_flight: int = 2
+    # How long a received batch waits for a landing slot before 429 (its body is already here: worth a wait).
+    queue_wait_s: float = 2.0
     retry_after_s: int = 5  # Retry-After on 429 and 503
     # A client that takes longer than this to send its body gets 408: slow senders would hold a slot.
     body_timeout_s: float = 60.0
@@ -45,13 +48,15 @@ class ApiSettings:
     offline_after_intervals: float = 3.0  # ... and "offline" after this many
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_decompressed_bytes", "max_in_flight", "retry_after_s",
-                     "max_heartbeat_bytes"):
+        for name in ("max_body_bytes", "max_decompressed_bytes", "max_records", "max_requests",
+                     "max_in_flight", "retry_after_s", "max_heartbeat_bytes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(_key(name), f"has value {getattr(self, name)!r}, must be > 0")
-        for name in ("max_waiting", "queue_wait_s"):
-            if getattr(self, name) < 0:
-                raise SettingsError(_key(name), f"has value {getattr(self, name)!r}, must be >= 0")
+        if self.queue_wait_s < 0:
+            raise SettingsError(_key("queue_wait_s"), f"has value {self.queue_wait_s!r}, must be >= 0")
+        if self.max_in_flight > self.max_requests:
+            raise SettingsError(_key("max_in_flight"), f"has value {self.max_in_flight!r}, must be <= "
+                                f"max_requests ({self.max_requests!r})")
         if self.body_timeout_s <= 0:
             raise SettingsError(_key("body_timeout_s"), f"has value {self.body_timeout_s!r}, must be > 0")
         if not 1.0 <= self.late_after_intervals < self.offline_after_intervals:
@@ -82,8 +87,9 @@ _CASTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "tokens_file": ("path", Path),
     "max_body_bytes": ("int", _int),
     "max_decompressed_bytes": ("int", _int),
+    "max_records": ("int", _int),
+    "max_requests": ("int", _int),
     "max_in_flight": ("int", _int),
-    "max_waiting": ("int", _int),
     "queue_wait_s": ("number", _finite_float),
     "retry_after_s": ("int", _int),
     "body_timeout_s": ("number", _finite_float),

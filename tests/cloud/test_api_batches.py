@@ -174,6 +174,33 @@ def test_a_rejected_body_does_not_block_the_sequence(api: ApiServer) -> None:
     assert (bad.status_code, good.status_code) == (400, 201)
 
 
+def test_x_gateway_headers_are_checked(api: ApiServer, wh: Warehouse) -> None:
+    body = body_of(1)
+    with api.client() as c:
+        foreign = c.post("/v1/batches", content=body, headers={**batch_headers(), "X-Gateway-Id": "gw-b"})
+        other = c.post("/v1/batches", content=body_of(1, "gw-b"),
+                       headers={**batch_headers("gw-b"), "X-Gateway-Id": "gw-b", "X-Batch-Seq": "2"})
+        bad_seq = c.post("/v1/batches", content=body, headers={**batch_headers(), "X-Batch-Seq": "one"})
+        ok = c.post("/v1/batches", content=body,
+                    headers={**batch_headers(), "X-Gateway-Id": "gw-a", "X-Batch-Seq": "1"})
+    assert _error(foreign)["code"] == "gateway_mismatch"
+    assert (foreign.status_code, _error(foreign)["field"]) == (403, "X-Gateway-Id")
+    assert (other.status_code, _error(other)["code"], _error(other)["field"]) == (
+        400, "header_mismatch", "X-Batch-Seq")
+    assert (bad_seq.status_code, _error(bad_seq)["field"]) == (400, "X-Batch-Seq")
+    assert ok.status_code == 201
+    assert _ods_counts(wh, "gw-b") == (0, 0)
+
+
+def test_reencoded_identical_content_is_a_duplicate(api: ApiServer) -> None:
+    batch = make_batch(6)
+    with api.client() as c:
+        first = c.post("/v1/batches", content=encode(batch, level=1), headers=batch_headers())
+        again = c.post("/v1/batches", content=encode(batch, level=19), headers=batch_headers())
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["status"] == "duplicate"
+
+
 def test_503_with_retry_after_when_landing_fails(tmp_path: Path) -> None:
     """A real fault: the warehouse is closed under the running API; the edge is told to retry."""
     wh = open_test_warehouse(tmp_path)

@@ -28,6 +28,7 @@ def test_defaults_and_env_values() -> None:
     ({"CAMPUS_API_MAX_IN_FLIGHT": "0"}, "CAMPUS_API_MAX_IN_FLIGHT has value 0, must be > 0"),
     ({"CAMPUS_API_MAX_BODY_BYTE": "1"}, "CAMPUS_API_MAX_BODY_BYTE is not a setting"),
     ({"CAMPUS_API_LATE_AFTER_INTERVALS": "4"}, "CAMPUS_API_OFFLINE_AFTER_INTERVALS has value 3.0"),
+    ({"CAMPUS_API_MAX_IN_FLIGHT": "20"}, "CAMPUS_API_MAX_IN_FLIGHT has value 20, must be <= max_requests"),
 ])
 def test_bad_env_values_name_the_key(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
@@ -35,10 +36,10 @@ def test_bad_env_values_name_the_key(env: dict[str, str], message: str) -> None:
 
 
 def test_precedence_overrides_then_env_then_table() -> None:
-    table = {"max_in_flight": 3, "max_waiting": 9, "retry_after_s": 11}
-    s = load_settings({"CAMPUS_API_MAX_WAITING": "5", "CAMPUS_API_RETRY_AFTER_S": "2"}, table=table,
+    table = {"max_in_flight": 3, "max_requests": 9, "retry_after_s": 11}
+    s = load_settings({"CAMPUS_API_MAX_REQUESTS": "5", "CAMPUS_API_RETRY_AFTER_S": "2"}, table=table,
                       retry_after_s=1)
-    assert (s.max_in_flight, s.max_waiting, s.retry_after_s) == (3, 5, 1)
+    assert (s.max_in_flight, s.max_requests, s.retry_after_s) == (3, 5, 1)
 
 
 @pytest.mark.parametrize(("table", "message"), [

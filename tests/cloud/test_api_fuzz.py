@@ -30,7 +30,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     wh = open_test_warehouse(tmp_path_factory.mktemp("fuzz"))
     try:
         with api_on_warehouse(wh, ApiSettings(max_body_bytes=256 * 1024, max_decompressed_bytes=1 << 20,
-                                              max_in_flight=64)) as api, api.client() as c:
+                                              max_requests=64)) as api, api.client() as c:
             yield c
     finally:
         wh.close()

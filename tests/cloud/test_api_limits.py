@@ -126,7 +126,7 @@ class GatedWarehouse:
 
 def test_429_with_retry_after_when_the_writer_is_saturated(wh: Warehouse) -> None:
     gated = GatedWarehouse(wh)
-    settings = ApiSettings(max_in_flight=2, max_waiting=1, queue_wait_s=0.2, retry_after_s=7)
+    settings = ApiSettings(max_in_flight=2, max_requests=8, queue_wait_s=0.2, retry_after_s=7)
     with api_on_warehouse(gated, settings) as api, api.client() as c, ThreadPoolExecutor(4) as pool:
         busy = [pool.submit(c.post, "/v1/batches", content=body_of(s), headers=batch_headers())
                 for s in (1, 2)]
@@ -142,12 +142,13 @@ def test_429_with_retry_after_when_the_writer_is_saturated(wh: Warehouse) -> Non
     assert _code(waited) == (429, "saturated", None)
     assert waited.headers["retry-after"] == "7"
     assert "campus_ingest_in_flight 2.0" in metrics
+    assert "campus_ingest_admitted 2.0" in metrics
     assert retried.status_code == 201
 
 
-def test_429_at_once_when_the_wait_queue_is_full(wh: Warehouse) -> None:
+def test_429_at_once_when_admission_is_full(wh: Warehouse) -> None:
     gated = GatedWarehouse(wh)
-    settings = ApiSettings(max_in_flight=1, max_waiting=0, queue_wait_s=5.0)
+    settings = ApiSettings(max_requests=1, max_in_flight=1, queue_wait_s=5.0)
     with api_on_warehouse(gated, settings) as api, api.client() as c, ThreadPoolExecutor(2) as pool:
         busy = pool.submit(c.post, "/v1/batches", content=body_of(1), headers=batch_headers())
         assert gated.entered.acquire(timeout=10)
@@ -157,7 +158,28 @@ def test_429_at_once_when_the_wait_queue_is_full(wh: Warehouse) -> None:
         gated.release.set()
         assert busy.result().status_code == 201
     assert _code(resp) == (429, "saturated", None)
+    assert "retry-after" in resp.headers
     assert elapsed < 2.0
+
+
+def test_a_slow_sender_does_not_hold_a_landing_slot(wh: Warehouse) -> None:
+    body = body_of(1)
+
+    def slow() -> Iterator[bytes]:
+        yield body[:20]
+        time.sleep(1.5)
+        yield body[20:]
+
+    settings = ApiSettings(max_requests=4, max_in_flight=1)
+    with api_on_warehouse(wh, settings) as api, api.client() as c, ThreadPoolExecutor(1) as pool:
+        slow_resp = pool.submit(c.post, "/v1/batches", content=slow(), headers=batch_headers())
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        fast = c.post("/v1/batches", content=body_of(2), headers=batch_headers())
+        fast_s = time.monotonic() - t0
+        assert slow_resp.result().status_code == 201
+    assert fast.status_code == 201
+    assert fast_s < 1.0
 
 
 # ------------------------------------------------------------------------------- subprocess: memory bounds
