@@ -203,10 +203,12 @@ def load_directory(
         parent = data.get("extends")
         if parent is None:
             return data
+        line = doc.line_of(("extends",))
+        where = f" (line {line})" if line else ""
         if not isinstance(parent, str) or parent not in docs:
-            raise ProfileError(file, "extends", f"unknown profile {parent!r}")
+            raise ProfileError(file, "extends", f"unknown profile {parent!r}{where}")
         if parent in chain:
-            raise ProfileError(file, "extends", "circular extends: " + " -> ".join((*chain, parent)))
+            raise ProfileError(file, "extends", "circular extends: " + " -> ".join((*chain, parent)) + where)
         base = resolved(parent, (*chain, parent))
         inherited = {k: base[k] for k in INHERITED if k in base}
         return _merge(inherited, {k: v for k, v in data.items() if k != "extends"}) | {"extends": parent}
