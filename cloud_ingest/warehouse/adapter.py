@@ -35,6 +35,10 @@ _LOGGER = logging.getLogger(__name__)
 
 LAND_LOCK_KEY = 0x63616D70  # advisory lock: landings share it, a run's snapshot of hi takes it exclusively
 RUN_LOCK_KEY = 0x63616D71  # advisory lock: one transform run at a time across replicas
+CATALOG = "warehouse"  # DuckDB: the file is attached under this name (the default catalog is in memory)
+# DuckDB row group size; appends of at least this many rows skip the WAL (written compressed at commit).
+# Smaller = more batches take the fast path but more per-group metadata; 16384 fits 1 s-50 k-reading batches.
+ROW_GROUP_SIZE = 16_384
 _PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 
 Params = Sequence[Any]
@@ -195,8 +199,14 @@ class DuckDBEngine(Engine):
         self.url = url
         self.path = path
         try:
+            self._root = duckdb.connect(":memory:")
+            # Small row groups: a batch of >= ROW_GROUP_SIZE readings is written compressed straight to the
+            # file at commit ("optimistic write") instead of row by row through the WAL: 3-5x faster landing.
+            quoted = path.replace("'", "''")
+            self._root.execute(f"ATTACH '{quoted}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+            self._root.execute(f"USE {CATALOG}")
             # No file access from SQL (read_csv, COPY TO, ATTACH): data only enters through the warehouse.
-            self._root = duckdb.connect(path, config={"enable_external_access": False})
+            self._root.execute("SET enable_external_access = false")
         except duckdb.IOException as exc:
             raise EngineError(
                 f"cannot open {path}: {exc}. DuckDB allows one writer process: stop the service that has "
@@ -210,7 +220,11 @@ class DuckDBEngine(Engine):
         with self._lock:
             if self._closed:
                 raise WarehouseError(f"{self.url}: warehouse is closed")
-            return DuckDBSession(self._root.cursor())
+            cur = self._root.cursor()
+            cur.execute(f"USE {CATALOG}")  # a cursor is a new connection: it starts in the default catalog
+            # Row order of inserts carries no meaning here; letting DuckDB drop it parallelises INSERT…SELECT.
+            cur.execute("SET preserve_insertion_order = false")
+            return DuckDBSession(cur)
 
     def close(self) -> None:
         with self._lock:

@@ -48,38 +48,46 @@ def _device_filter(alias: str, table: str | None) -> str:
     return f" AND {alias}.device_id IN (SELECT device_id FROM {table})" if table else ""
 
 
-def _candidates_sql(ctx: Context, device_filter: str | None) -> str:
+def _process_filter(process: str) -> str:
+    if process == "iot":  # everything without a business process of its own
+        others = ", ".join(f"'{p}'" for p in PROCESS_TABLES if p != "iot")
+        return f"COALESCE(m.process_code, 'iot') NOT IN ({others})"
+    return f"m.process_code = '{process}'"
+
+
+def candidates_sql(ctx: Context, process: str, device_filter: str | None) -> str:
+    """SELECT of the cleaned, de-duplicated, conformed candidates of one process (params: lo, hi)."""
     convertible = ("fu.base_unit_code IS NOT NULL AND fu.base_unit_code = tu.base_unit_code "
                    "AND tu.scale_factor <> 0")
     return f"""
-CREATE TEMP TABLE tmp_dwd_cand AS
 WITH src AS (
-    SELECT r.*, ROW_NUMBER() OVER (
-        PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.ts_ms
-        ORDER BY r.window_ver DESC, r.load_id, r.batch_seq) AS rn
+    SELECT r.device_id, r.metric_code, r.unit_code, r.profile_ref, r.agg_code, r.window_s, r.ts_ms, r.value,
+        r.quality_flag, r.window_ver, r.gateway_id, r.batch_seq, r.load_id,
+        m.unit_code AS m_unit, m.range_min, m.range_max,
+        ROW_NUMBER() OVER (PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.ts_ms
+                           ORDER BY r.window_ver DESC, r.load_id, r.batch_seq) AS rn
     FROM ods_iot_reading_di r
-    WHERE r.load_id > ? AND r.load_id <= ?{_device_filter("r", device_filter)}
+    LEFT JOIN dim_iot_metric m ON m.metric_code = r.metric_code
+    WHERE r.load_id > ? AND r.load_id <= ? AND {_process_filter(process)}{_device_filter("r", device_filter)}
 ), conv AS (
     SELECT s.device_id, s.metric_code, s.agg_code, s.window_s, s.ts_ms, s.window_ver, s.profile_ref,
         s.gateway_id, s.batch_seq, s.load_id,
-        CASE WHEN m.unit_code IS NULL OR s.unit_code = m.unit_code THEN s.value
+        CASE WHEN s.m_unit IS NULL OR s.unit_code = s.m_unit THEN s.value
              WHEN {convertible}
              THEN ((s.value * fu.scale_factor + fu.offset_val) - tu.offset_val) / tu.scale_factor
              ELSE NULL END AS value,
-        COALESCE(m.unit_code, s.unit_code) AS unit_code,
+        COALESCE(s.m_unit, s.unit_code) AS unit_code,
         s.quality_flag
-          | CASE WHEN m.unit_code IS NULL OR s.unit_code = m.unit_code OR ({convertible}) THEN 0
+          | CASE WHEN s.m_unit IS NULL OR s.unit_code = s.m_unit OR ({convertible}) THEN 0
                  ELSE {Q_UNIT} END
           | CASE WHEN d.device_id IS NULL THEN {Q_NO_DEVICE} ELSE 0 END
           | CASE WHEN g.gateway_id IS NULL AND d.device_id IS NULL THEN {Q_NO_GATEWAY} ELSE 0 END
           AS quality_flag,
-        m.range_min, m.range_max,
-        d.room_id, d.building_id, COALESCE(d.campus_id, g.campus_id) AS campus_id,
-        COALESCE(m.process_code, 'iot') AS process_code
+        s.range_min, s.range_max,
+        d.room_id, d.building_id, COALESCE(d.campus_id, g.campus_id) AS campus_id
     FROM src s
-    LEFT JOIN dim_iot_metric m ON m.metric_code = s.metric_code
     LEFT JOIN dim_pub_unit fu ON fu.unit_code = s.unit_code
-    LEFT JOIN dim_pub_unit tu ON tu.unit_code = m.unit_code
+    LEFT JOIN dim_pub_unit tu ON tu.unit_code = s.m_unit
     LEFT JOIN dim_iot_device d
         ON d.device_id = s.device_id AND s.ts_ms >= d.valid_from_ms AND s.ts_ms < d.valid_to_ms
     LEFT JOIN dim_iot_gateway g ON g.gateway_id = s.gateway_id
@@ -91,48 +99,50 @@ SELECT c.device_id, c.metric_code, c.agg_code, c.window_s, c.ts_ms,
     c.value, c.unit_code,
     c.quality_flag | CASE WHEN c.value < c.range_min OR c.value > c.range_max THEN {Q_OUT_OF_RANGE} ELSE 0 END
         AS quality_flag,
-    c.window_ver, c.profile_ref, c.room_id, c.building_id, c.campus_id, c.gateway_id, c.batch_seq,
-    c.load_id, c.process_code
+    c.window_ver, c.profile_ref, c.room_id, c.building_id, c.campus_id, c.gateway_id, c.batch_seq, c.load_id
 FROM conv c
 LEFT JOIN dim_pub_campus cp ON cp.campus_id = c.campus_id
 """
 
 
-def merge_candidates(ctx: Context, cand: str, table: str, key: tuple[str, ...], columns: tuple[str, ...],
-                     where: str, version_col: str | None) -> int:
+def merge(ctx: Context, cand: str, params: tuple[object, ...], table: str, key: tuple[str, ...],
+          columns: tuple[str, ...], span: tuple[int, int], version_col: str | None) -> int:
     """Delete rows of ``table`` superseded by a candidate (higher ``version_col``), insert absent keys.
 
-    ``where`` selects this table's candidates. The existing rows are restricted to the candidates' time span
-    so the anti-join reads a slice of the table (zone maps / BRIN / time index), not all of it.
+    ``cand`` is a relation (table name or parenthesised SELECT taking ``params``). Existing rows are only
+    looked for inside the candidates' time ``span`` so the anti-join reads a slice of the table (zone maps
+    on DuckDB, the BRIN/unique index on PostgreSQL), not all of it.
     """
     s = ctx.session
-    span = s.fetchall(f"SELECT MIN(c.ts_ms), MAX(c.ts_ms), COUNT(*) FROM {cand} c WHERE {where}")
-    lo_ts, hi_ts, n = span[0]
-    if not n:
-        return 0
     match = " AND ".join(f"c.{k} = t.{k}" for k in key)
-    in_span = f"t.ts_ms >= {int(lo_ts)} AND t.ts_ms <= {int(hi_ts)}"
+    in_span = f"t.ts_ms >= {int(span[0])} AND t.ts_ms <= {int(span[1])}"
     if version_col:
-        s.execute(f"DELETE FROM {table} t WHERE {in_span} AND EXISTS (SELECT 1 FROM {cand} c WHERE {where} "
-                  f"AND {match} AND c.{version_col} > t.{version_col})")
+        s.execute(f"DELETE FROM {table} t WHERE {in_span} AND EXISTS (SELECT 1 FROM {cand} c "
+                  f"WHERE {match} AND c.{version_col} > t.{version_col})", params)
     cols = ", ".join(columns)
     return s.execute_count(
         f"INSERT INTO {table} ({cols}) SELECT {', '.join('c.' + c for c in columns)} FROM {cand} c "
-        f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {in_span} AND {match})")
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {in_span} AND {match})", params)
 
 
 def dwd_readings(ctx: Context, device_filter: str | None = None) -> dict[str, int]:
-    """ODS readings in (lo, hi] → DWD tables; ``device_filter`` names a table of device ids to restrict to."""
+    """ODS readings in (lo, hi] → DWD tables; ``device_filter`` names a table of device ids to restrict to.
+
+    One INSERT … SELECT per process straight from ODS (no materialised candidate table: the scan of the ODS
+    range is cheap, copying its strings is not). The superseding DELETE only runs when the range holds a
+    re-versioned window (``window_ver > 0``): version-0 rows can never replace a stored row.
+    """
     s = ctx.session
-    s.execute("DROP TABLE IF EXISTS tmp_dwd_cand")
-    s.execute(_candidates_sql(ctx, device_filter), (ctx.lo, ctx.hi))
-    out = {}
+    lo_ts, hi_ts, n, max_ver = s.fetchall(
+        "SELECT MIN(r.ts_ms), MAX(r.ts_ms), COUNT(*), MAX(r.window_ver) FROM ods_iot_reading_di r "
+        f"WHERE r.load_id > ? AND r.load_id <= ?{_device_filter('r', device_filter)}", (ctx.lo, ctx.hi))[0]
+    out = dict.fromkeys(PROCESS_TABLES.values(), 0)
+    if not n:
+        return out
     for process, table in PROCESS_TABLES.items():
-        where = (f"c.process_code NOT IN ({', '.join(repr(p) for p in PROCESS_TABLES if p != 'iot')})"
-                 if process == "iot" else f"c.process_code = '{process}'")
-        out[table] = merge_candidates(ctx, "tmp_dwd_cand", table, _KEY, DWD_READING_COLUMNS, where,
-                                      "window_ver")
-    s.execute("DROP TABLE tmp_dwd_cand")
+        cand = f"({candidates_sql(ctx, process, device_filter)})"
+        out[table] = merge(ctx, cand, (ctx.lo, ctx.hi), table, _KEY, DWD_READING_COLUMNS,
+                           (int(lo_ts), int(hi_ts)), "window_ver" if max_ver else None)
     return out
 
 
@@ -186,7 +196,9 @@ SELECT e.device_id, e.event_kind, e.ts_ms,
 FROM conf e
 LEFT JOIN dim_pub_campus cp ON cp.campus_id = e.campus_id
 """, (ctx.lo, ctx.hi))
-    n = merge_candidates(ctx, "tmp_acs_cand", "dwd_acs_event_di", _ACS_KEY, _ACS_COLUMNS, "1 = 1", None)
+    lo_ts, hi_ts, n = s.fetchall("SELECT MIN(ts_ms), MAX(ts_ms), COUNT(*) FROM tmp_acs_cand")[0]
+    if n:
+        n = merge(ctx, "tmp_acs_cand", (), "dwd_acs_event_di", _ACS_KEY, _ACS_COLUMNS, (lo_ts, hi_ts), None)
     s.execute("DROP TABLE tmp_acs_cand")
     return {"dwd_acs_event_di": n}
 

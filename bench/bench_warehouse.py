@@ -1,0 +1,163 @@
+"""Warehouse ingest benchmark: decode + ODS landing + DWD transform, readings per second.
+
+Builds realistic campus batches (N devices × M metrics, raw samples every few seconds), encodes them with
+the real wire format, then times, on a fresh DuckDB file:
+
+  decode (wire → numpy columns) → ``Warehouse.land_batch`` (ODS, committed) → ``run_transforms`` limited to
+  the DWD step (clean, unit-normalise, de-duplicate, conform)
+
+and prints readings/s. The baseline is what a plain ``executemany`` of the same rows into the same ODS table
+achieves (measured on a sample, since it is orders of magnitude slower), printed as a ratio.
+``--postgres URL`` runs the same pipeline against PostgreSQL (COPY path) as well.
+
+    .venv/bin/python bench/bench_warehouse.py                 # 2,000,000 readings
+    .venv/bin/python bench/bench_warehouse.py --readings 500000 --postgres postgresql://…
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cloud_ingest.warehouse import open_warehouse  # noqa: E402
+from edge_agent.wire import Batch, decode, encode  # noqa: E402
+
+T0 = 1_725_235_200_000  # 2024-09-02 00:00 UTC+8
+METRICS = (("co2", "ppm", 1.0), ("temperature_air", "Cel", 0.01), ("humidity_rel", "%RH", 0.1),
+           ("people_count", "count", 1.0), ("power_active", "W", 0.1))
+
+
+def make_bodies(n_readings: int, batch_size: int, devices: int, gateways: int) -> list[bytes]:
+    """Encoded batches: each gateway's devices report every metric every 10 s, cut into batches."""
+    rng = np.random.default_rng(1)
+    per_gw = devices // gateways
+    series_per_gw = per_gw * len(METRICS)
+    per_batch_steps = max(1, batch_size // series_per_gw)
+    bodies: list[bytes] = []
+    seq = {g: 0 for g in range(gateways)}
+    produced, step = 0, 0
+    while produced < n_readings:
+        for g in range(gateways):
+            if produced >= n_readings:
+                break
+            n_steps = per_batch_steps
+            dev_names = tuple(f"dev-{g:03d}-{d:04d}" for d in range(per_gw))
+            s_dev = np.repeat(np.arange(per_gw, dtype=np.uint32), len(METRICS))
+            s_met = np.tile(np.arange(len(METRICS), dtype=np.uint32), per_gw)
+            n_s = s_dev.shape[0]
+            r_series = np.repeat(np.arange(n_s, dtype=np.uint32), n_steps)
+            ts = T0 + (step + np.tile(np.arange(n_steps), n_s)) * 10_000 + (r_series % 7).astype(np.int64)
+            base = np.array([450.0, 24.0, 55.0, 20.0, 300.0])[s_met[r_series]]
+            scale = np.array([1.0, 0.01, 0.1, 1.0, 0.1])[s_met[r_series]]
+            value = np.round((base + rng.normal(0, 5, r_series.shape[0])) / scale) * scale
+            seq[g] += 1
+            batch = Batch(
+                gateway=f"gw-{g:03d}", seq=seq[g], created_ms=int(ts.max()) + 1, devices=dev_names,
+                metrics=tuple(m for m, _, _ in METRICS), units=tuple(u for _, u, _ in METRICS),
+                profiles=("bench_sensor@1",), aggs=("raw",), s_device=s_dev, s_metric=s_met, s_unit=s_met.copy(),
+                s_profile=np.zeros(n_s, np.uint32), s_agg=np.zeros(n_s, np.uint32),
+                s_window_s=np.zeros(n_s, np.uint32), s_precision=np.array([p for _, _, p in METRICS])[s_met],
+                r_series=r_series, r_ts_ms=ts.astype(np.int64), r_value=value,
+                r_quality=np.zeros(r_series.shape[0], np.uint16), r_version=np.zeros(r_series.shape[0], np.uint16),
+                e_device=np.zeros(0, np.uint32), e_profile=np.zeros(0, np.uint32), e_ts_ms=np.zeros(0, np.int64),
+                e_quality=np.zeros(0, np.uint16))
+            bodies.append(encode(batch))
+            produced += batch.n_readings
+        step += per_batch_steps
+    return bodies
+
+
+def run_pipeline(url: str, bodies: list[bytes]) -> tuple[int, dict[str, float]]:
+    wh = open_warehouse(url)
+    try:
+        t = {"decode": 0.0, "ods": 0.0, "dwd": 0.0}
+        n = 0
+        for body in bodies:
+            t0 = time.perf_counter()
+            batch = decode(body)
+            t1 = time.perf_counter()
+            res = wh.land_batch(batch, body_checksum=hashlib.blake2b(body, digest_size=16).hexdigest(),
+                                received_ms=T0)
+            t2 = time.perf_counter()
+            t["decode"] += t1 - t0
+            t["ods"] += t2 - t1
+            n += res.readings
+        t0 = time.perf_counter()
+        rows = wh.run_transforms(only=["dwd_reading"])
+        t["dwd"] = time.perf_counter() - t0
+        dwd_rows = sum(v for k, v in rows.items() if k.startswith("dwd_"))
+        assert dwd_rows == n, f"DWD rows {dwd_rows} != landed readings {n}"
+        return n, t
+    finally:
+        wh.close()
+
+
+def baseline_executemany(url: str, bodies: list[bytes], sample: int) -> float:
+    """Rows/s of a plain executemany of the same ODS rows (one INSERT per row, parameters from Python)."""
+    wh = open_warehouse(url)
+    try:
+        batch = decode(bodies[0])
+        n = min(sample, batch.n_readings)
+        s = batch.r_series[:n]
+        rows = [(batch.gateway, batch.seq, 1, batch.devices[batch.s_device[i]], batch.metrics[batch.s_metric[i]],
+                 batch.units[batch.s_unit[i]], batch.profiles[0], "raw", 0, int(ts), float(v), 0, 0, T0, "x")
+                for i, ts, v in zip(s.tolist(), batch.r_ts_ms[:n].tolist(), batch.r_value[:n].tolist(), strict=True)]
+        sql = ("INSERT INTO ods_iot_reading_di (gateway_id, batch_seq, load_id, device_id, metric_code, unit_code, "
+               "profile_ref, agg_code, window_s, ts_ms, value, quality_flag, window_ver, received_ms, checksum) "
+               "VALUES (" + ", ".join(["?"] * 15) + ")")
+        with wh.maintenance() as session:
+            con = getattr(session, "_con", None) or getattr(session, "_conn", None)
+            t0 = time.perf_counter()
+            if url.startswith("duckdb"):
+                con.executemany(sql, rows)  # type: ignore[union-attr]
+            else:
+                with con.cursor() as cur:  # type: ignore[union-attr]
+                    cur.executemany(sql.replace("?", "%s"), rows)
+            return n / (time.perf_counter() - t0)
+    finally:
+        wh.close()
+
+
+def report(name: str, n: int, t: dict[str, float], base: float) -> None:
+    total = sum(t.values())
+    rate = n / total
+    print(f"{name}: {n:,} readings in {total:.2f} s = {rate:,.0f} readings/s "
+          f"(decode {t['decode']:.2f} s, ODS {t['ods']:.2f} s, DWD {t['dwd']:.2f} s)")
+    print(f"{name}: baseline executemany {base:,.0f} rows/s; ratio {rate / base:,.1f}x")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--readings", type=int, default=2_000_000)
+    ap.add_argument("--batch-size", type=int, default=50_000, help="readings per batch (default 50,000)")
+    ap.add_argument("--devices", type=int, default=2_000)
+    ap.add_argument("--gateways", type=int, default=20)
+    ap.add_argument("--baseline-sample", type=int, default=20_000, help="rows for the executemany baseline")
+    ap.add_argument("--postgres", metavar="URL", help="also run against this (empty) PostgreSQL database")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    bodies = make_bodies(args.readings, args.batch_size, args.devices, args.gateways)
+    size = sum(len(b) for b in bodies)
+    print(f"prepared {len(bodies)} batches, {size / 1e6:.1f} MB encoded ({size / args.readings:.2f} B/reading) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        n, t = run_pipeline(f"duckdb://{tmp}/bench.duckdb", bodies)
+        base = baseline_executemany(f"duckdb://{tmp}/base.duckdb", bodies, args.baseline_sample)
+        report("duckdb", n, t, base)
+    if args.postgres:
+        n, t = run_pipeline(args.postgres, bodies)
+        base = baseline_executemany(args.postgres, bodies, args.baseline_sample)
+        report("postgres", n, t, base)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
