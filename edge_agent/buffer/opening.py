@@ -93,7 +93,7 @@ async def connect(path: Path, config: BufferConfig) -> aiosqlite.Connection:
     """Return an autocommit connection in WAL mode with durability pragmas, after integrity checks."""
     check_file(path)
     try:
-        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db = await aiosqlite.connect(str(path), isolation_level=None, timeout=config.lock_timeout_s)
     except sqlite3.Error as exc:
         raise BufferCorrupt(str(path), f"SQLite cannot open it: {exc}") from exc
     try:
@@ -106,7 +106,10 @@ async def connect(path: Path, config: BufferConfig) -> aiosqlite.Connection:
         if mode != "wal":
             raise BufferNotWal(str(path), mode)
         if config.quick_check:
-            rows = [str(r[0]) for r in await db.execute_fetchall("PRAGMA quick_check(20)")]
+            try:
+                rows = [str(r[0]) for r in await db.execute_fetchall("PRAGMA quick_check(20)")]
+            except sqlite3.DatabaseError as exc:
+                raise BufferCorrupt(str(path), f"PRAGMA quick_check failed: {exc}", RECOVER_HINT) from exc
             if rows != ["ok"]:
                 found = "; ".join(rows[:5]) + (f" (and {len(rows) - 5} more)" if len(rows) > 5 else "")
                 raise BufferCorrupt(str(path), f"PRAGMA quick_check reported: {found}", RECOVER_HINT)

@@ -45,6 +45,7 @@ class BufferConfig:
     eviction_chunk: int = 5000  # rows deleted per eviction step (bounds transaction size and memory)
     quick_check: bool = True  # run PRAGMA quick_check on open (O(file size); seconds for a 1 GB buffer)
     cache_kib: int = 8192  # SQLite page cache; memory stays flat whatever the backlog
+    lock_timeout_s: float = 5.0  # wait this long for another process's lock (e.g. a backup) on open
 
     def __post_init__(self) -> None:
         checks = {
@@ -57,6 +58,7 @@ class BufferConfig:
             "fresh_every": self.fresh_every >= 2,
             "eviction_chunk": self.eviction_chunk >= 1,
             "cache_kib": self.cache_kib >= 256,
+            "lock_timeout_s": self.lock_timeout_s >= 0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -130,6 +130,12 @@ class _Walker:
         self.src, self.table, self.cols, self.hi = src, table, cols, hi
         self.lost: list[tuple[int, int]] = []
 
+    def _lose(self, a: int, b: int) -> None:
+        if self.lost and self.lost[-1][1] == a - 1:
+            self.lost[-1] = (self.lost[-1][0], b)  # merge adjacent ranges
+        else:
+            self.lost.append((a, b))
+
     def _probe(self, q: int) -> int | bool | None:
         """First rowid ≥ q (None: none), or False when the seek itself hits damage."""
         try:
@@ -172,13 +178,13 @@ class _Walker:
             except sqlite3.DatabaseError:
                 nxt = self._resume_after(last)
                 if nxt is None:
-                    self.lost.append((last + 1, self.hi if self.hi and self.hi > last else -1))
+                    self._lose(last + 1, self.hi if self.hi and self.hi > last else -1)
                     return
                 if failed_at == last and nxt == last + 1:  # the row itself is unreadable: skip it
-                    self.lost.append((nxt, nxt))
+                    self._lose(nxt, nxt)
                     last = nxt
                 elif nxt > last + 1:
-                    self.lost.append((last + 1, nxt - 1))
+                    self._lose(last + 1, nxt - 1)
                     last = nxt - 1
                 failed_at = last
 
@@ -195,12 +201,16 @@ def _open_damaged(path: Path) -> sqlite3.Connection:
     src = None
     try:
         src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # tolerate a file shorter than its header says (truncated): read the pages that are there
+        src.execute("PRAGMA writable_schema=ON")
         src.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return src
     except sqlite3.Error:
         if src is not None:
             src.close()
-    return sqlite3.connect(str(path))
+    src = sqlite3.connect(str(path))
+    src.execute("PRAGMA writable_schema=ON")
+    return src
 
 
 def _copy(damaged: Path, target: Path, found: str, now_ms: int) -> RecoveryReport:
