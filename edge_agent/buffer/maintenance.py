@@ -23,22 +23,24 @@ _H = 3_600_000
 
 
 async def _retire_old(core: Core, table: str, state: State, cutoff: int, chunk: int) -> int:
-    total, after = 0, 0
-    while True:
-        async with core.txn(f"retention on {table}") as db:
-            rows = await core.fetchall(
-                f"SELECT id, ts_ms FROM {table} WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
-                (int(state), after, chunk),
-            )
-            old = [(r[0],) for r in rows if int(str(r[1])) < cutoff]
-            if old:
-                await db.executemany(f"DELETE FROM {table} WHERE id = ?", old)
-                await core.add_counters({f"retention.{table}": len(old)})
-        core.counts.add(table, state, -len(old))
-        total += len(old)
-        if not old or len(rows) < chunk:
-            return total
-        after = int(str(rows[-1][0]))
+    total = 0
+    for priority in range(4):  # one index range (state, priority) each, walked in id order
+        after = 0
+        while True:
+            async with core.txn(f"retention on {table}") as db:
+                rows = await core.fetchall(
+                    f"SELECT id, ts_ms FROM {table} WHERE state = ? AND priority = ? AND id > ? "
+                    "ORDER BY id LIMIT ?", (int(state), priority, after, chunk))
+                old = [(r[0],) for r in rows if int(str(r[1])) < cutoff]
+                if old:
+                    await db.executemany(f"DELETE FROM {table} WHERE id = ?", old)
+                    await core.add_counters({f"retention.{table}": len(old)})
+            core.counts.add(table, state, -len(old))
+            total += len(old)
+            if not old or len(rows) < chunk:
+                break
+            after = int(str(rows[-1][0]))
+    return total
 
 
 async def apply_retention(core: Core, now_ms: int) -> dict[str, int]:

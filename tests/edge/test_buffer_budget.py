@@ -44,7 +44,8 @@ async def fill_every_class(path: Path) -> int:
         seq = await b.next_seq()
         await b.store_batch(seq, p.priority, b"raw batch", 500, 0, p.r_id)
         await b.commit_burst(burst(3))  # C2: raw, unbatched
-        aggs = [AggregateRow(f"dev{i % 7}", "m0", "u", P, "mean", 60, BASE + i * 60_000, 1.0) for i in range(500)]
+        aggs = [AggregateRow(f"dev{i % 7}", "m0", "u", P, "mean", 60, BASE + i * 60_000, 1.0)
+                for i in range(500)]
         await b.commit_burst([], aggregates=aggs)  # D: unsent aggregates
         await b.commit_burst(event_burst(4, 200))  # E: unsent events (never evicted by default)
     return watermark
@@ -53,7 +54,8 @@ async def fill_every_class(path: Path) -> int:
 def remaining(path: Path, watermark: int) -> dict[str, int]:
     q = lambda sql: scalar(path, sql)  # noqa: E731
     return {
-        "raw_reduced": q(f"SELECT count(*) FROM readings WHERE state = 2 AND priority = 0 AND ts_ms < {watermark}"),
+        "raw_reduced": q("SELECT count(*) FROM readings WHERE state = 2 AND priority = 0 "
+                         f"AND ts_ms < {watermark}"),
         "uploaded": q(f"SELECT count(*) FROM readings WHERE state = 2 AND ts_ms >= {watermark}"),
         "quarantine": q("SELECT count(*) FROM quarantine"),
         "raw_unsent": q("SELECT count(*) FROM readings WHERE state IN (0, 1) AND priority = 0")
@@ -96,18 +98,27 @@ async def test_eviction_follows_the_class_order_and_counts_every_row(tmp_path: P
     assert c["evicted.raw_unsent.batches"] == 1
     assert c["evicted.raw_unsent.readings"] == 1000
     assert c["evicted.aggregate_unsent.readings"] == 500
-    assert c["evicted.priority.raw"] == 2000 and c["evicted.priority.aggregate"] == 500
+    assert c["evicted.priority.raw"] == 2000
+    assert c["evicted.priority.aggregate"] == 500
     assert c["back_pressure.episodes"] == 1
     assert not any(k.startswith("evicted.event") for k in c)
+
+
+async def fill_until_refused(b: Buffer, start: int) -> tuple[int, BackPressure]:
+    """Commit bursts of 50 events until the buffer refuses; return the refused burst's number."""
+    for k in range(start, start + 1000):
+        try:
+            await b.commit_burst(event_burst(k, 50))
+        except BackPressure as exc:
+            return k, exc
+    raise AssertionError("the buffer never refused")
 
 
 async def test_back_pressure_when_nothing_can_be_evicted_then_cleared(tmp_path: Path) -> None:
     cfg = BufferConfig(budget_bytes=256 * KIB)
     async with await Buffer.open(tmp_path / "b.db", cfg) as b:
-        k = 0
-        with pytest.raises(BackPressure, match="nothing more can be evicted"):
-            for k in range(1000):  # noqa: B007
-                await b.commit_burst(event_burst(k, 50))
+        k, err = await fill_until_refused(b, 0)
+        assert "nothing more can be evicted" in str(err)
         assert b.back_pressure
         stored = scalar(b.path, "SELECT count(*) FROM events")
         assert stored == 50 * k  # the refused burst wrote nothing
@@ -125,9 +136,7 @@ async def test_back_pressure_when_nothing_can_be_evicted_then_cleared(tmp_path: 
         assert c["evicted.uploaded.events"] > 0
         assert scalar(b.path, "SELECT count(*) FROM events WHERE state = 0") == 50
 
-        with pytest.raises(BackPressure):
-            for j in range(k + 1, k + 1000):
-                await b.commit_burst(event_burst(j, 50))
+        await fill_until_refused(b, k + 1)
         assert (await b.counters())["back_pressure.episodes"] == 2
 
 
@@ -176,5 +185,6 @@ async def test_used_bytes_count_the_wal(tmp_path: Path) -> None:
     async with await Buffer.open(tmp_path / "b.db") as b:
         await b.commit_burst(burst(0, 500))
         st = await b.space()
-        assert st.wal_bytes > 0 and st.used_bytes == st.db_bytes + st.wal_bytes
+        assert st.wal_bytes > 0
+        assert st.used_bytes == st.db_bytes + st.wal_bytes
         assert st.budget_bytes == BufferConfig().budget_bytes

@@ -47,7 +47,8 @@ async def test_not_an_sqlite_file_is_refused_by_name(tmp_path: Path) -> None:
     path.write_bytes(b"this is a text file, not a database\n" * 100)
     with pytest.raises(BufferCorrupt, match="not an SQLite database") as err:
         await Buffer.open(path)
-    assert str(path) in str(err.value) and "recover=True" in str(err.value)
+    assert str(path) in str(err.value)
+    assert "recover=True" in str(err.value)
     assert path.read_bytes().startswith(b"this is a text file")  # untouched
 
 
@@ -58,7 +59,8 @@ async def test_truncated_file_is_refused(tmp_path: Path) -> None:
     os.truncate(path, size // 2)
     with pytest.raises(BufferCorrupt, match="truncated") as err:
         await Buffer.open(path)
-    assert str(path) in str(err.value) and f"file is {size // 2} bytes" in str(err.value)
+    assert str(path) in str(err.value)
+    assert f"file is {size // 2} bytes" in str(err.value)
     os.truncate(path, 60)
     with pytest.raises(BufferCorrupt, match="shorter than an SQLite header"):
         await Buffer.open(path)
@@ -69,7 +71,7 @@ async def test_garbage_pages_fail_quick_check(tmp_path: Path) -> None:
     await make_buffer(path)
     n_pages = path.stat().st_size // PAGE
     garble(path, n_pages // 3, 4)
-    with pytest.raises(BufferCorrupt, match="quick_check (reported|failed)") as err:
+    with pytest.raises(BufferCorrupt, match=r"quick_check (reported|failed)") as err:
         await Buffer.open(path)
     assert str(path) in str(err.value)
 
@@ -83,8 +85,10 @@ async def test_recover_salvages_what_is_readable_and_never_serves_wrong_data(tmp
         rep = b.recovery
         assert rep is not None
         assert "quick_check" in rep.found
-        assert Path(rep.damaged_path).exists() and Path(rep.damaged_path).name.startswith("buffer.db.damaged-")
-        assert rep.salvaged["readings"] > 0 and rep.salvaged["series"] == 35 + 3  # 7 devices x 5 metrics, 3 doors
+        assert Path(rep.damaged_path).exists()
+        assert Path(rep.damaged_path).name.startswith("buffer.db.damaged-")
+        assert rep.salvaged["readings"] > 0
+        assert rep.salvaged["series"] == 35 + 3
         assert rep.lost_id_ranges.get("readings") or rep.lost.get("readings") or rep.tables_unreadable
         got = {(int(str(t)), float(str(v))) for t, v in rows(path, "SELECT ts_ms, value FROM readings")}
         assert got <= written  # every salvaged reading is one that was written, with its value
@@ -104,11 +108,13 @@ async def test_recover_from_a_file_that_is_not_a_database(tmp_path: Path) -> Non
     path.write_bytes(os.urandom(3 * PAGE))
     async with await Buffer.open(path, recover=True, clock=lambda: 1_800_000_000_000) as b:
         rep = b.recovery
-        assert rep is not None and "readings" in rep.tables_unreadable
+        assert rep is not None
+        assert "readings" in rep.tables_unreadable
         assert rep.salvaged.get("readings", 0) == 0
         assert await b.next_seq() >= 1_800_000_000_000 * 1000  # cannot know the old seq: start above it
     damaged = list(tmp_path.glob("buffer.db.damaged-*"))
-    assert len(damaged) == 1 and damaged[0].stat().st_size == 3 * PAGE
+    assert len(damaged) == 1
+    assert damaged[0].stat().st_size == 3 * PAGE
 
 
 async def test_recover_truncated_file_keeps_the_readable_prefix(tmp_path: Path) -> None:
@@ -117,7 +123,8 @@ async def test_recover_truncated_file_keeps_the_readable_prefix(tmp_path: Path) 
     os.truncate(path, path.stat().st_size * 2 // 3)
     async with await Buffer.open(path, recover=True) as b:
         rep = b.recovery
-        assert rep is not None and "truncated" in rep.found
+        assert rep is not None
+        assert "truncated" in rep.found
         got = {(int(str(t)), float(str(v))) for t, v in rows(path, "SELECT ts_ms, value FROM readings")}
         assert got <= written
         assert {(t - BASE) // BURST_SPAN for t, _ in got}  # something was salvaged
@@ -128,7 +135,8 @@ async def test_recover_on_a_healthy_file_changes_nothing(tmp_path: Path) -> None
     written, _ = await make_buffer(path, 3)
     async with await Buffer.open(path, recover=True) as b:
         assert b.recovery is None
-    assert {(int(str(t)), float(str(v))) for t, v in rows(path, "SELECT ts_ms, value FROM readings")} == written
+    got = {(int(str(t)), float(str(v))) for t, v in rows(path, "SELECT ts_ms, value FROM readings")}
+    assert got == written
 
 
 def test_an_interrupted_recovery_is_completed(tmp_path: Path) -> None:
@@ -136,10 +144,12 @@ def test_an_interrupted_recovery_is_completed(tmp_path: Path) -> None:
     salvage = tmp_path / "buffer.db.salvage"
     salvage.write_bytes(b"salvaged")
     finish_interrupted(path)  # died after moving the damaged file away: finish the rename
-    assert path.read_bytes() == b"salvaged" and not salvage.exists()
+    assert path.read_bytes() == b"salvaged"
+    assert not salvage.exists()
     salvage.write_bytes(b"stale")
     finish_interrupted(path)  # died before moving the damaged file: discard, recovery runs again
-    assert path.read_bytes() == b"salvaged" and not salvage.exists()
+    assert path.read_bytes() == b"salvaged"
+    assert not salvage.exists()
 
 
 async def test_a_file_that_cannot_do_wal_is_refused(tmp_path: Path) -> None:

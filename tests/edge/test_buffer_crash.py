@@ -75,7 +75,9 @@ def run_and_kill(root: Path, script: Path, db: Path, start: int, after: int, rng
 
 
 @pytest.mark.slow
-async def test_sigkill_at_random_points_leaves_a_consistent_buffer(tmp_path: Path, project_root: Path) -> None:
+async def test_sigkill_at_random_points_leaves_a_consistent_buffer(
+    tmp_path: Path, project_root: Path
+) -> None:
     script = tmp_path / "writer.py"
     script.write_text(CHILD)
     db = tmp_path / "buffer.db"

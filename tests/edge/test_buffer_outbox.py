@@ -39,7 +39,8 @@ async def test_seq_is_monotonic_and_durable_across_reopen(tmp_path: Path) -> Non
         async with await Buffer.open(path) as b:
             seen.append(await b.next_seq())
             seen += list(await b.next_seqs(3))
-    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+    assert seen == sorted(seen)
+    assert len(set(seen)) == len(seen)
     assert seen == list(range(seen[0], seen[0] + 12))  # issued numbers are durable: none reused
 
 
@@ -59,7 +60,7 @@ async def test_take_orders_by_priority_then_arrival_and_respects_limits(buf: Buf
     assert p.n_readings == 12
     assert list(p.r_priority) == [3] * 10 + [1] * 2
     assert np.all(np.diff(p.r_id[:10]) > 0)
-    seq, _ = await cut(buf, 12)
+    _seq, _ = await cut(buf, 12)
     rest = await buf.take_unbatched(100, 0)
     assert list(rest.r_priority) == [1] * 8 + [0] * 20
     assert not set(rest.r_id) & set(p.r_id)
@@ -161,7 +162,7 @@ async def test_dead_letter_is_kept_and_counted(buf: Buffer) -> None:
 
 async def test_replace_batch_recuts_with_new_seqs_atomically(buf: Buffer) -> None:
     await buf.commit_burst(burst(0, 8))
-    seq, p = await cut(buf, 40, created_ms=5_000)
+    seq, _p = await cut(buf, 40, created_ms=5_000)
     with pytest.raises(BufferError_, match="not issued"):
         await buf.replace_batch(seq, [BatchPart(10**18, b"a", 20, 0)])
     assert [b.seq for b in await buf.next_batches(5, now_ms=5_000)] == [seq]  # failed replace changed nothing
@@ -186,6 +187,7 @@ async def test_damaged_body_is_never_served(buf: Buffer) -> None:
     con.close()
     assert await buf.next_batches(5) == []
     (dl,) = await buf.dead_letters()
-    assert dl.seq == seq and "checksum" in dl.reason
+    assert dl.seq == seq
+    assert "checksum" in dl.reason
     # its rows go back to the outbox to be batched again
     assert (await buf.take_unbatched(100, 0)).n_readings == 20

@@ -34,7 +34,8 @@ async def buf(tmp_path: Path) -> AsyncIterator[Buffer]:
 async def test_commit_burst_writes_every_kind_in_one_go(buf: Buffer) -> None:
     results = [*burst(0, 20), event_result(0, 1), waveform_result(0), quarantine_result(1)]
     stats = await buf.commit_burst(results)
-    assert (stats.messages, stats.readings, stats.events, stats.waveforms, stats.quarantined) == (23, 100, 1, 1, 1)
+    got = (stats.messages, stats.readings, stats.events, stats.waveforms, stats.quarantined)
+    assert got == (23, 100, 1, 1, 1)
     assert stats.new_series == 7 * 5 + 1 + 1  # 7 devices x 5 metrics, one event kind, one waveform series
     assert scalar(buf.path, "SELECT count(*) FROM readings") == 100
     assert scalar(buf.path, "SELECT count(*) FROM events") == 1
@@ -45,16 +46,19 @@ async def test_commit_burst_writes_every_kind_in_one_go(buf: Buffer) -> None:
     assert c["quarantined.malformed"] == 1
 
     pending = await buf.take_unbatched(1000, 10)
-    assert pending.n_readings == 100 and pending.n_events == 1
+    assert pending.n_readings == 100
+    assert pending.n_events == 1
     assert pending.e_attrs == ({"card": "h1", "ok": True},)
     ev_key = pending.series[int(pending.e_series[0])]
     assert (ev_key.device, ev_key.metric, ev_key.agg) == ("door1", "door_open", "event")
     key = pending.series[int(pending.r_series[0])]
     assert (key.device, key.metric, key.unit, key.profile) == ("dev0", "m0", "u", "test.sensor@1")
-    assert pending.r_value[0] == 0.0 and pending.r_ts_ms[0] == BASE
+    assert pending.r_value[0] == 0.0
+    assert pending.r_ts_ms[0] == BASE
 
     (wf,) = await buf.read_waveforms()
-    assert wf.samples.dtype == np.float32 and wf.samples.shape == (256,)
+    assert wf.samples.dtype == np.float32
+    assert wf.samples.shape == (256,)
     np.testing.assert_allclose(wf.samples, np.arange(256) / 7, rtol=1e-6)
     assert scalar(buf.path, "SELECT length(samples) FROM waveforms") == 256 * 4
 
@@ -84,14 +88,18 @@ async def test_quarantine_payload_is_capped_with_original_length(tmp_path: Path)
     assert [q.reason for q in recent] == ["no_profile", "payload_too_large"]
     big = recent[1]
     assert (len(big.payload), big.payload_len) == (100, 10_000)
-    assert big.topic == "campus/bad/0" and big.detail.startswith("payload:")
-    assert recent[0].payload == b"short" and recent[0].payload_len == 5
+    assert big.topic == "campus/bad/0"
+    assert big.detail.startswith("payload:")
+    assert recent[0].payload == b"short"
+    assert recent[0].payload_len == 5
 
 
 async def test_default_cap_is_4_kib(buf: Buffer) -> None:
     await buf.commit_burst([quarantine_result(0, bytes(range(256)) * 64)])
     (q,) = await buf.recent_quarantine()
-    assert len(q.payload) == 4096 and q.payload_len == 16_384 and q.payload == (bytes(range(256)) * 16)
+    assert len(q.payload) == 4096
+    assert q.payload_len == 16_384
+    assert q.payload == (bytes(range(256)) * 16)
 
 
 async def test_reopen_keeps_data_series_and_counters(tmp_path: Path) -> None:
@@ -123,22 +131,25 @@ async def test_nan_is_returned_as_nan(buf: Buffer) -> None:
 async def test_local_profiles_are_kept_but_never_batched(buf: Buffer) -> None:
     local = ProfileRef("vib.local", 2)
     r = Reading("pump", "accel_rms", BASE, 1.0, "m/s2", local)
-    await buf.commit_burst([DecodeResult(Message("t", b"", BASE), local, "pump", readings=(r,)), *burst(0, 2)],
-                           local_profiles={local})
+    local_result = DecodeResult(Message("t", b"", BASE), local, "pump", readings=(r,))
+    await buf.commit_burst([local_result, *burst(0, 2)], local_profiles={local})
     assert (await buf.take_unbatched(100, 0)).n_readings == 10
     assert (await buf.backlog()).readings_by_state["local"] == 1
     chunk = await buf.scan_readings(0, 100)
-    assert chunk.r_id.shape == (11,) and chunk.series[int(chunk.r_series[0])].profile == "vib.local@2"
+    assert chunk.r_id.shape == (11,)
+    assert chunk.series[int(chunk.r_series[0])].profile == "vib.local@2"
 
 
 async def test_aggregates_have_their_own_series_and_go_first(buf: Buffer) -> None:
     agg = AggregateRow("dev0", "m0", "u", P, "mean", 300, BASE, 21.5, version=1)
     stats = await buf.commit_burst(burst(0, 2), aggregates=[agg], counters={"late.dropped": 3})
-    assert stats.aggregates == 1 and stats.readings == 10
+    assert stats.aggregates == 1
+    assert stats.readings == 10
     pending = await buf.take_unbatched(100, 0)
     first = pending.series[int(pending.r_series[0])]
     assert (first.agg, first.window_s) == ("mean", 300)
-    assert pending.r_priority[0] == Priority.AGGREGATE and pending.r_version[0] == 1
+    assert pending.r_priority[0] == Priority.AGGREGATE
+    assert pending.r_version[0] == 1
     assert pending.priority == Priority.AGGREGATE
     assert (await buf.counters())["late.dropped"] == 3
 
@@ -165,7 +176,8 @@ async def test_in_memory_counts_match_a_recount(buf: Buffer) -> None:
     assert fast.readings_by_state == exact.readings_by_state == {
         "new": 50, "batched": 30, "uploaded": 120, "local": 0}
     assert fast.events_by_state == exact.events_by_state
-    assert exact.batches == 1 and exact.batch_bytes == 2
+    assert exact.batches == 1
+    assert exact.batch_bytes == 2
     assert exact.oldest_unsent_ms is not None
     assert rows(buf.path, "SELECT state, count(*) FROM readings GROUP BY state") == [
         (State.NEW, 50), (State.BATCHED, 30), (State.UPLOADED, 120)]
