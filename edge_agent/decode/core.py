@@ -74,18 +74,26 @@ def decode(
     try:
         return _Decoder(message, profiles, now_ms, max_skew_ms, pseudonymizer).run()
     except Exception as exc:  # the decoder never raises: an unexpected error is a bug, quarantined
-        _LOGGER.exception(
-            "decoder bug on topic %s (%d bytes): %r",
-            str(getattr(message, "topic", ""))[:200],
-            len(getattr(message, "payload", b"") or b""),
-            bytes(getattr(message, "payload", b"") or b"")[:256],
-        )
+        _LOGGER.exception("decoder bug on topic %s: %s", *_describe(message))
         return DecodeResult(
             message=_redact_unknown(message, profiles),
             profile=None,
             device=None,
             quarantine=Quarantine(Reason.DECODER_BUG, f"{type(exc).__name__}: {exc}"[:500]),
         )
+
+
+def _describe(message: Message) -> tuple[str, str]:
+    """Topic and a truncated payload for the bug log; must not fail even on a broken message."""
+    try:
+        topic = str(message.topic)[:200]
+    except Exception:  # noqa: BLE001 - logging a bug must not raise another one
+        topic = "<unprintable>"
+    try:
+        payload = repr(bytes(message.payload[:256]))
+    except Exception:  # noqa: BLE001
+        payload = "<unprintable payload>"
+    return topic, payload
 
 
 def _redact_unknown(message: Message, profiles: ProfileSet) -> Message:
@@ -131,11 +139,14 @@ class _Decoder:
 
     # -- result helpers
 
-    def quarantine(self, reason: str, detail: str) -> DecodeResult:
+    def quarantine(self, reason: str, detail: str, *, personal: bool = False) -> DecodeResult:
+        """A quarantine result; ``personal``: some candidate profile declares personal data."""
         p = self.profile
         msg = self.msg
         if p is not None and p.personal:
             msg = self.redacted()
+        elif personal:
+            msg = _with_payload(msg, f"[redacted: {len(msg.payload)} bytes on a topic with personal data]".encode())
         return DecodeResult(
             message=msg,
             profile=p.ref if p else None,
@@ -245,8 +256,9 @@ class _Decoder:
         if not ok:
             assert first_error is not None
             p, err = first_error
-            self.profile = p if len({tm.candidates[i].profile.parse_key for i in sized}) == 1 else None
-            return self.quarantine(err.reason, f"{p.format}: {err.detail}")
+            self.profile = p if len(sized) == 1 else None
+            personal = any(tm.candidates[i].profile.personal for i in sized)
+            return self.quarantine(err.reason, f"{p.format}: {err.detail}", personal=personal)
 
         if ps.device_map:
             for i in ok:
