@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_ingest.warehouse import Warehouse
+from cloud_ingest.warehouse import Warehouse, open_warehouse
 from edge_agent.wire import MAGIC, encode
 from tests.cloud.api_fixtures import (
     ApiServer,
@@ -220,3 +220,12 @@ def test_many_batches_with_events(api: ApiServer, wh: Warehouse) -> None:
             body = encode(make_batch(seq, n=200, events=3))
             assert c.post("/v1/batches", content=body, headers=batch_headers()).status_code == 201
     assert _ods_counts(wh) == (20, 4000)
+
+
+def test_idempotency_on_each_engine(engine_url: str) -> None:
+    """The same contract on DuckDB and on a real PostgreSQL server (``engine_url`` from conftest.py)."""
+    with open_warehouse(engine_url) as wh, api_on_warehouse(wh) as api, api.client() as c:
+        codes = [c.post("/v1/batches", content=body, headers=batch_headers()).status_code
+                 for body in (body_of(2), body_of(1), body_of(2), body_of(2, offset=1.0))]
+        assert codes == [201, 201, 200, 409]
+        assert _ods_counts(wh) == (2, 20)
