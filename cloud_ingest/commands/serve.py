@@ -37,7 +37,8 @@ DEFAULT_HOST = "127.0.0.1"  # behind a TLS-terminating proxy; bind wider only on
 DEFAULT_PORT = 8080
 DEFAULT_TRANSFORM_EVERY_S = 60.0
 GRACEFUL_STOP_S = 30  # in-flight landings get this long after SIGTERM (systemd TimeoutStopSec is 60)
-_SERVE_KEYS = {"warehouse": str, "tokens": str, "host": str, "port": int, "transform_every_s": (int, float)}
+_SERVE_KEYS: dict[str, type | tuple[type, ...]] = {"warehouse": str, "tokens": str, "host": str, "port": int,
+                                                   "transform_every_s": (int, float)}
 
 
 class ServeConfigError(ApiError):
