@@ -87,11 +87,11 @@ def _describe(message: Message) -> tuple[str, str]:
     """Topic and a truncated payload for the bug log; must not fail even on a broken message."""
     try:
         topic = str(message.topic)[:200]
-    except Exception:  # noqa: BLE001 - logging a bug must not raise another one
+    except Exception:
         topic = "<unprintable>"
     try:
         payload = repr(bytes(message.payload[:256]))
-    except Exception:  # noqa: BLE001
+    except Exception:
         payload = "<unprintable payload>"
     return topic, payload
 
@@ -146,7 +146,9 @@ class _Decoder:
         if p is not None and p.personal:
             msg = self.redacted()
         elif personal:
-            msg = _with_payload(msg, f"[redacted: {len(msg.payload)} bytes on a topic with personal data]".encode())
+            msg = _with_payload(
+                msg, f"[redacted: {len(msg.payload)} bytes on a topic with personal data]".encode()
+            )
         return DecodeResult(
             message=msg,
             profile=p.ref if p else None,
@@ -420,13 +422,12 @@ class _Decoder:
         if not p.ts_paths:
             return self.received, _RECEIVE
         value: Any = MISSING
-        where = ""
-        for steps in p.ts_paths:
-            value = get(rec, steps)
+        where: Any = ()
+        for where in p.ts_paths:
+            value = get(rec, where)
             if (value is MISSING or value is None) and rec is not doc:
-                value = get(doc, steps)
+                value = get(doc, where)
             if value is not MISSING and value is not None:
-                where = format_path(steps)
                 break
         if value is MISSING or value is None:
             return self.received, _RECEIVE
@@ -436,7 +437,7 @@ class _Decoder:
         try:
             ts = to_epoch_ms(value, p.ts_unit, p.ts_zone or self.profiles.zone)
         except ValueError as exc:
-            raise DecodeError(Reason.BAD_TIMESTAMP, f"{where}: {exc}") from None
+            raise DecodeError(Reason.BAD_TIMESTAMP, f"{format_path(where)}: {exc}") from None
         if abs(ts - self.now) > self.max_skew:
             return self.received, _SKEW
         return ts, 0

@@ -19,20 +19,70 @@ NOW = 1_714_550_400_000
 
 TOPICS = st.one_of(
     st.text(max_size=60),
-    st.sampled_from([
-        "zigbee2mqtt/lab-1", "tele/pow1/SENSOR", "shellyplus1pm-a8/events/rpc", "shellyplus1pm-a8/status/switch:0",
-        "application/a/device/24e1/event/up", "v3/app@ttn/devices/d1/up", "senml/x", "telegraf/h/m", "/rfid/send",
-        "campus/vibration/p1", "campus/noise/r1/level", "campus/logger/l1/csv", "zigbee2mqtt/bridge/state",
-    ]),
+    st.sampled_from(
+        [
+            "zigbee2mqtt/lab-1",
+            "tele/pow1/SENSOR",
+            "shellyplus1pm-a8/events/rpc",
+            "shellyplus1pm-a8/status/switch:0",
+            "application/a/device/24e1/event/up",
+            "v3/app@ttn/devices/d1/up",
+            "senml/x",
+            "telegraf/h/m",
+            "/rfid/send",
+            "campus/vibration/p1",
+            "campus/noise/r1/level",
+            "campus/logger/l1/csv",
+            "zigbee2mqtt/bridge/state",
+        ]
+    ),
 )
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(
-        st.sampled_from(["temperature", "humidity", "co2", "ENERGY", "Total", "Power", "params", "switch:0", "apower",
-                         "object", "data", "fPort", "time", "uid", "hostname", "type", "n", "v", "u", "bn", "bt",
-                         "samples", "fs", "ts", "uplink_message", "decoded_payload", "deviceInfo", "devEui", "x"]),
-        children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "temperature",
+                    "humidity",
+                    "co2",
+                    "ENERGY",
+                    "Total",
+                    "Power",
+                    "params",
+                    "switch:0",
+                    "apower",
+                    "object",
+                    "data",
+                    "fPort",
+                    "time",
+                    "uid",
+                    "hostname",
+                    "type",
+                    "n",
+                    "v",
+                    "u",
+                    "bn",
+                    "bt",
+                    "samples",
+                    "fs",
+                    "ts",
+                    "uplink_message",
+                    "decoded_payload",
+                    "deviceInfo",
+                    "devEui",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
     max_leaves=25,
 )
 
@@ -42,7 +92,9 @@ def _check(result: DecodeResult) -> None:
     if result.quarantine is not None:
         assert Reason(result.quarantine.reason)
         assert result.quarantine.reason != Reason.DECODER_BUG, result.quarantine.detail
-        assert not result.readings and not result.events and not result.waveforms
+        assert not result.readings
+        assert not result.events
+        assert not result.waveforms
     else:
         assert result.readings or result.events or result.waveforms
         for r in result.readings:

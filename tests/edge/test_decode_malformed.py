@@ -33,8 +33,11 @@ def test_malformed_message_is_quarantined_with_reason(row: dict[str, Any], profi
     assert result.quarantine is not None, result
     assert result.quarantine.reason == row["reason"], result.quarantine
     assert Reason(result.quarantine.reason)  # a registered code
-    assert result.quarantine.detail and len(result.quarantine.detail) <= 600
-    assert not result.readings and not result.events and not result.waveforms
+    assert result.quarantine.detail
+    assert len(result.quarantine.detail) <= 600
+    assert not result.readings
+    assert not result.events
+    assert not result.waveforms
 
 
 def test_corpus_covers_every_reason_a_message_can_cause() -> None:

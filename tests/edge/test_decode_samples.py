@@ -45,14 +45,19 @@ def _message(case: dict[str, Any]) -> Message:
         topic, payload = case["topic"], case["payload"]
     if case.get("wrap") == "tts_decoded_payload":
         device = topic.split("/")[3]
-        payload = json.dumps({"end_device_ids": {"device_id": device}, "received_at": case["now"] if isinstance(
-            case["now"], str) else case["now"].isoformat(), "uplink_message": {"f_port": 85,
-                                                                                "decoded_payload": json.loads(payload)}})
+        payload = json.dumps(
+            {
+                "end_device_ids": {"device_id": device},
+                "received_at": case["now"] if isinstance(case["now"], str) else case["now"].isoformat(),
+                "uplink_message": {"f_port": 85, "decoded_payload": json.loads(payload)},
+            }
+        )
     return Message(topic, payload.encode("utf-8"), now)
 
 
 def _case_id(case: dict[str, Any]) -> str:
-    return f"{case.get('sample') or case['topic']}->{case['expect'].get('profile') or case['expect'].get('quarantine')}"
+    exp = case["expect"]
+    return f"{case.get('sample') or case['topic']}->{exp.get('profile') or exp.get('quarantine')}"
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +67,12 @@ def profile_sets(profiles_dir: Path) -> dict[str, ProfileSet]:
 
 def _decode(case: dict[str, Any], sets: dict[str, ProfileSet]) -> DecodeResult:
     msg = _message(case)
-    return decode(msg, sets[case.get("timezone", "UTC")], now_ms=msg.received_ms,
-                  pseudonymizer=KEY if case.get("key") else None)
+    return decode(
+        msg,
+        sets[case.get("timezone", "UTC")],
+        now_ms=msg.received_ms,
+        pseudonymizer=KEY if case.get("key") else None,
+    )
 
 
 def _close(a: float, b: float) -> bool:
@@ -80,7 +89,8 @@ def test_sample_decodes_as_expected(case: dict[str, Any], profile_sets: dict[str
     else:
         assert result.quarantine is None, result.quarantine
     if "profile" in exp:
-        assert result.profile is not None and result.profile.id == exp["profile"], result.profile
+        assert result.profile is not None
+        assert result.profile.id == exp["profile"], result.profile
     if "device" in exp:
         assert result.device == exp["device"]
     if "devices" in exp:
@@ -115,7 +125,9 @@ def test_sample_decodes_as_expected(case: dict[str, Any], profile_sets: dict[str
             attrs = ev.attr_dict()
             for name, value in want_e.get("attrs", {}).items():
                 if value == "PSEUDONYM":
-                    assert isinstance(attrs[name], str) and attrs[name].startswith("k1:") and len(attrs[name]) == 19
+                    assert isinstance(attrs[name], str)
+                    assert attrs[name].startswith("k1:")
+                    assert len(attrs[name]) == 19
                 else:
                     assert attrs[name] == value, (name, attrs)
             if "priority" in want_e:
@@ -124,7 +136,11 @@ def test_sample_decodes_as_expected(case: dict[str, Any], profile_sets: dict[str
         assert len(result.waveforms) == len(exp["waveforms"])
         for w, want_w in zip(result.waveforms, exp["waveforms"], strict=True):
             assert (w.metric, len(w.samples), w.sample_rate_hz, w.unit) == (
-                want_w["metric"], want_w["samples"], want_w["sample_rate_hz"], want_w["unit"])
+                want_w["metric"],
+                want_w["samples"],
+                want_w["sample_rate_hz"],
+                want_w["unit"],
+            )
             for got_v, want_v in zip(w.samples, want_w.get("first", []), strict=False):
                 assert _close(got_v, want_v)
     for secret in exp.get("never", []):

@@ -20,8 +20,16 @@ NAME = "Jane Student"
 
 
 def _swipe(**extra: object) -> bytes:
-    body = {"type": "access", "time": 1605991375, "isKnown": "true", "access": "Admin", "username": NAME,
-            "uid": CARD, "hostname": "door-lab-2", **extra}
+    body = {
+        "type": "access",
+        "time": 1605991375,
+        "isKnown": "true",
+        "access": "Admin",
+        "username": NAME,
+        "uid": CARD,
+        "hostname": "door-lab-2",
+        **extra,
+    }
     return json.dumps(body).encode()
 
 
@@ -35,13 +43,18 @@ def test_key_file_rotation_and_format(tmp_path: Path) -> None:
     f.write_text(f"# campus keys\np1 {K1}\n\np2 {K2}\n")
     f.chmod(0o600)
     p = Pseudonymizer.from_file(f)
-    assert p.key_id == "p2" and p.key_ids == ("p1", "p2")
+    assert p.key_id == "p2"
+    assert p.key_ids == ("p1", "p2")
     a = p.pseudonym(CARD)
-    assert a.startswith("p2:") and len(a) == 3 + 16 and all(c in "0123456789abcdef" for c in a[3:])
+    assert a.startswith("p2:")
+    assert len(a) == 3 + 16
+    assert all(c in "0123456789abcdef" for c in a[3:])
     assert p.pseudonym(CARD) == a  # deterministic: records still join
     assert p.pseudonym("0036A26B") != a
-    assert p.pseudonym_with("p1", CARD).startswith("p1:") and p.pseudonym_with("p1", CARD)[3:] != a[3:]
-    assert K1 not in repr(p) and K2 not in repr(p)
+    assert p.pseudonym_with("p1", CARD).startswith("p1:")
+    assert p.pseudonym_with("p1", CARD)[3:] != a[3:]
+    assert K1 not in repr(p)
+    assert K2 not in repr(p)
 
 
 def test_pseudonyms_normalise_numbers() -> None:
@@ -81,15 +94,18 @@ def test_card_number_is_pseudonymised_and_name_dropped(profiles: ProfileSet) -> 
     assert attrs["card"] == pseudo.pseudonym(CARD)
     assert "user" not in attrs
     text = repr(r)
-    assert CARD not in text and NAME not in text
+    assert CARD not in text
+    assert NAME not in text
     redacted = json.loads(r.message.payload)
-    assert redacted["uid"] == pseudo.pseudonym(CARD) and redacted["username"] is None
+    assert redacted["uid"] == pseudo.pseudonym(CARD)
+    assert redacted["username"] is None
 
 
 def test_without_a_key_hashed_fields_are_dropped(profiles: ProfileSet) -> None:
     r = decode(Message("/rfid/send", _swipe(), NOW), profiles, now_ms=NOW)
     assert "card" not in r.events[0].attr_dict()
-    assert CARD not in repr(r) and NAME not in repr(r)
+    assert CARD not in repr(r)
+    assert NAME not in repr(r)
 
 
 def test_quarantined_personal_messages_are_redacted(profiles: ProfileSet) -> None:
@@ -99,4 +115,5 @@ def test_quarantined_personal_messages_are_redacted(profiles: ProfileSet) -> Non
     for payload in (json.dumps(no_host).encode(), _swipe()[:-5]):  # missing device id; truncated JSON
         r = decode(Message("/rfid/send", payload, NOW), profiles, now_ms=NOW, pseudonymizer=pseudo)
         assert r.quarantine is not None
-        assert CARD not in repr(r) and NAME not in repr(r), r
+        assert CARD not in repr(r), r
+        assert NAME not in repr(r), r

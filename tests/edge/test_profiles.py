@@ -34,7 +34,8 @@ def test_shipped_profiles_load_with_unique_ids(shipped: ProfileSet) -> None:
     ids = [p.id for p in shipped]
     assert len(ids) == len(set(ids)) >= 20
     for p in shipped:
-        assert p.ref.version >= 1 and p.file.endswith(".yaml")
+        assert p.ref.version >= 1
+        assert p.file.endswith(".yaml")
         assert p.domain in ("public", "teaching", "research", "service", "management")
 
 
@@ -45,23 +46,27 @@ def test_one_generic_profile_per_ecosystem(shipped: ProfileSet) -> None:
 
 def test_extends_inherits_source_but_not_metrics(shipped: ProfileSet) -> None:
     base, child = shipped.get("zigbee2mqtt.generic"), shipped.get("zigbee2mqtt.aqara_wsdcgq11lm")
-    assert base is not None and child is not None
+    assert base is not None
+    assert child is not None
     assert [e.text for e in child.excludes] == [e.text for e in base.excludes]
     assert child.device_sources == base.device_sources
     assert {m.name for m in child.metrics} != {m.name for m in base.metrics}
-    assert not child.generic and child.match
+    assert not child.generic
+    assert child.match
 
 
 def test_subscriptions_cover_every_topic(shipped: ProfileSet) -> None:
     subs = shipped.subscriptions()
-    assert "zigbee2mqtt/#" in subs and "#" not in subs
+    assert "zigbee2mqtt/#" in subs
+    assert "#" not in subs
     assert "application/+/device/+/event/up" in subs
 
 
 def test_personal_data_profiles_are_flagged(shipped: ProfileSet) -> None:
     assert shipped.needs_pseudonymizer
     rfid = shipped.get("esp_rfid.reader")
-    assert rfid is not None and rfid.personal
+    assert rfid is not None
+    assert rfid.personal
     assert rfid.field_classification["card_swipe.card"] == "sensitive"
 
 
@@ -75,7 +80,11 @@ def test_personal_data_profiles_are_flagged(shipped: ProfileSet) -> None:
         ("zigbee2mqtt/{device+}", "zigbee2mqtt/floor 2/room 204/pir", {"device": "floor 2/room 204/pir"}),
         ("tele/{device+}/SENSOR", "tele/a/b/SENSOR", {"device": "a/b"}),
         ("{device}/status/switch:0", "shellyplus1pm-a8/status/switch:0", {"device": "shellyplus1pm-a8"}),
-        ("v3/{app}/devices/{device}/up", "v3/app1@tenant1/devices/dev1/up", {"app": "app1@tenant1", "device": "dev1"}),
+        (
+            "v3/{app}/devices/{device}/up",
+            "v3/app1@tenant1/devices/dev1/up",
+            {"app": "app1@tenant1", "device": "dev1"},
+        ),
         ("/rfid/send", "/rfid/send", {}),
         ("a/+/c", "a//c", {}),
         ("a/#", "a", {}),
@@ -118,7 +127,9 @@ def test_bad_topic_patterns(pattern: str, problem: str) -> None:
 
 def test_topic_pattern_metadata() -> None:
     p = compile_pattern("application/{app}/device/{device}/event/up")
-    assert p.first_literal == "application" and p.literal_levels == 4 and not p.exact
+    assert p.first_literal == "application"
+    assert p.literal_levels == 4
+    assert not p.exact
     assert p.mqtt_filter() == "application/+/device/+/event/up"
     assert compile_pattern("tele/{device+}/SENSOR").mqtt_filter() == "tele/#"
     assert compile_pattern("esp-rfid/send").exact
@@ -136,7 +147,10 @@ def test_topic_pattern_metadata() -> None:
         ("$", ()),
         ("a.b.c", ("a", "b", "c")),
         ("params.switch:0.apower", ("params", "switch:0", "apower")),
-        ("uplink_message.decoded_payload.Battery Status", ("uplink_message", "decoded_payload", "Battery Status")),
+        (
+            "uplink_message.decoded_payload.Battery Status",
+            ("uplink_message", "decoded_payload", "Battery Status"),
+        ),
         ('SDS0X1["PM2.5"]', ("SDS0X1", "PM2.5")),
         ("x['a[b]'].y", ("x", "a[b]", "y")),
         ("rxInfo[0].rssi", ("rxInfo", 0, "rssi")),
@@ -197,8 +211,10 @@ def test_every_registered_metric_unit_exists(shipped: ProfileSet) -> None:
     reg = shipped.registry
     for m in reg.metrics.values():
         assert m.unit in reg.units
-        assert m.name_zh and m.name_en
-        assert m.name.replace("_", "").isalnum() and m.name == m.name.lower()
+        assert m.name_zh
+        assert m.name_en
+        assert m.name.replace("_", "").isalnum()
+        assert m.name == m.name.lower()
 
 
 # --- matching -------------------------------------------------------------------------------------------
@@ -211,12 +227,21 @@ def _root(tmp_path: Path, profiles_dir: Path, files: dict[str, str]) -> Path:
     return tmp_path
 
 
-def _profile(pid: str, *, match: str = "", generic: bool = False, topic: str = "room/{device}",
-             metric: str = "temperature_air", path: str = "t") -> str:
-    return (f"id: {pid}\nversion: 1\nvendor: T\nmodel: {pid}\necosystem: test\ndomain: public\n"
-            f"generic: {'true' if generic else 'false'}\n"
-            f"source:\n  topic: \"{topic}\"\n  format: json\n{match}"
-            f"metrics:\n  - {{name: {metric}, path: {path}}}\n")
+def _profile(
+    pid: str,
+    *,
+    match: str = "",
+    generic: bool = False,
+    topic: str = "room/{device}",
+    metric: str = "temperature_air",
+    path: str = "t",
+) -> str:
+    return (
+        f"id: {pid}\nversion: 1\nvendor: T\nmodel: {pid}\necosystem: test\ndomain: public\n"
+        f"generic: {'true' if generic else 'false'}\n"
+        f'source:\n  topic: "{topic}"\n  format: json\n{match}'
+        f"metrics:\n  - {{name: {metric}, path: {path}}}\n"
+    )
 
 
 def test_specific_beats_generic(shipped: ProfileSet) -> None:
@@ -227,20 +252,27 @@ def test_specific_beats_generic(shipped: ProfileSet) -> None:
     assert all(x.quality & Quality.GENERIC for x in r.readings)  # type: ignore[attr-defined]
 
 
-def test_superset_of_conditions_wins_and_disjoint_sets_are_ambiguous(tmp_path: Path, profiles_dir: Path) -> None:
-    root = _root(tmp_path, profiles_dir, {
-        "th.yaml": _profile("t.th", match="  match: {keys: [t, h]}\n"),
-        "thp.yaml": _profile("t.thp", match="  match: {keys: [t, h, p]}\n"),
-        "tx.yaml": _profile("t.tx", match="  match: {keys: [t, x]}\n"),
-        "gen.yaml": _profile("t.gen", generic=True),
-    })
+def test_superset_of_conditions_wins_and_disjoint_sets_are_ambiguous(
+    tmp_path: Path, profiles_dir: Path
+) -> None:
+    root = _root(
+        tmp_path,
+        profiles_dir,
+        {
+            "th.yaml": _profile("t.th", match="  match: {keys: [t, h]}\n"),
+            "thp.yaml": _profile("t.thp", match="  match: {keys: [t, h, p]}\n"),
+            "tx.yaml": _profile("t.tx", match="  match: {keys: [t, x]}\n"),
+            "gen.yaml": _profile("t.gen", generic=True),
+        },
+    )
     ps = ProfileSet.load(root)
     assert _decode(ps, "room/a", '{"t":1,"h":2}').profile.id == "t.th"  # type: ignore[attr-defined]
     assert _decode(ps, "room/a", '{"t":1,"h":2,"p":3}').profile.id == "t.thp"  # type: ignore[attr-defined]
     assert _decode(ps, "room/a", '{"t":1}').profile.id == "t.gen"  # type: ignore[attr-defined]
     r = _decode(ps, "room/a", '{"t":1,"h":2,"x":3}')
     assert r.quarantine.reason == Reason.AMBIGUOUS_PROFILE  # type: ignore[attr-defined]
-    assert "t.th@1" in r.quarantine.detail and "t.tx@1" in r.quarantine.detail  # type: ignore[attr-defined]
+    assert "t.th@1" in r.quarantine.detail
+    assert "t.tx@1" in r.quarantine.detail
     assert ps.stats.ambiguous["room/+"] == 1
 
 
@@ -253,10 +285,14 @@ def test_equal_profiles_are_ambiguous_never_guessed(tmp_path: Path, profiles_dir
 
 
 def test_more_literal_topic_levels_win(tmp_path: Path, profiles_dir: Path) -> None:
-    root = _root(tmp_path, profiles_dir, {
-        "a.yaml": _profile("t.any", topic="room/{device}"),
-        "b.yaml": _profile("t.lab", topic="room/lab-1", match="  device_id: [\"path:id\"]\n"),
-    })
+    root = _root(
+        tmp_path,
+        profiles_dir,
+        {
+            "a.yaml": _profile("t.any", topic="room/{device}"),
+            "b.yaml": _profile("t.lab", topic="room/lab-1", match='  device_id: ["path:id"]\n'),
+        },
+    )
     ps = ProfileSet.load(root)
     assert _decode(ps, "room/lab-1", '{"t":1,"id":"x"}').profile.id == "t.lab"  # type: ignore[attr-defined]
     assert _decode(ps, "room/lab-2", '{"t":1}').profile.id == "t.any"  # type: ignore[attr-defined]
@@ -266,7 +302,8 @@ def test_device_map_overrides_matching(tmp_path: Path, profiles_dir: Path) -> No
     root = _root(tmp_path, profiles_dir, {"a.yaml": _profile("t.a"), "b.yaml": _profile("t.b", path="temp")})
     ps = ProfileSet.load(root, device_map={"r1": "t.b"})
     r = _decode(ps, "room/r1", '{"t": 1, "temp": 2}')
-    assert r.profile.id == "t.b" and r.readings[0].value == 2  # type: ignore[attr-defined]
+    assert r.profile.id == "t.b"
+    assert r.readings[0].value == 2
     assert _decode(ps, "room/r2", '{"t": 1}').quarantine.reason == Reason.AMBIGUOUS_PROFILE  # type: ignore[attr-defined]
 
 
@@ -287,7 +324,8 @@ def test_payload_conditions_failing_everywhere_is_no_profile(tmp_path: Path, pro
     root = _root(tmp_path, profiles_dir, {"a.yaml": _profile("t.a", match="  match: {equals: {kind: th}}\n")})
     ps = ProfileSet.load(root)
     r = _decode(ps, "room/1", '{"kind": "other", "t": 1}')
-    assert r.quarantine.reason == Reason.NO_PROFILE and "match conditions" in r.quarantine.detail  # type: ignore[attr-defined]
+    assert r.quarantine.reason == Reason.NO_PROFILE
+    assert "match conditions" in r.quarantine.detail
     assert _decode(ps, "room/1", '{"kind": "th", "t": 1}').profile.id == "t.a"  # type: ignore[attr-defined]
 
 
@@ -298,7 +336,9 @@ def test_equals_distinguishes_true_from_one(tmp_path: Path, profiles_dir: Path) 
     assert _decode(ps, "room/1", '{"on": true, "t": 1}').quarantine is None  # type: ignore[attr-defined]
 
 
-def test_candidates_are_cached_per_topic_and_bounded(shipped: ProfileSet, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_candidates_are_cached_per_topic_and_bounded(
+    shipped: ProfileSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ps = shipped.with_device_map({})
     first = ps.match_topic("zigbee2mqtt/a")
     assert ps.match_topic("zigbee2mqtt/a") is first
@@ -312,4 +352,5 @@ def test_candidates_are_cached_per_topic_and_bounded(shipped: ProfileSet, monkey
 def test_excluded_topics_name_the_exclusion(shipped: ProfileSet) -> None:
     r = _decode(shipped, "zigbee2mqtt/lab-1/set", '{"state":"ON"}')
     assert r.quarantine.reason == Reason.NO_PROFILE  # type: ignore[attr-defined]
-    assert "zigbee2mqtt.generic@1" in r.quarantine.detail and "/set" in r.quarantine.detail  # type: ignore[attr-defined]
+    assert "zigbee2mqtt.generic@1" in r.quarantine.detail
+    assert "/set" in r.quarantine.detail

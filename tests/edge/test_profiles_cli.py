@@ -11,15 +11,24 @@ BAD = Path(__file__).resolve().parents[1] / "data" / "malformed" / "profiles"
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_shipped_profiles_are_all_valid(project_root: Path) -> None:
     r = _run(project_root, "check-profiles")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
-    assert any(line.startswith("OK    device_profiles/zigbee2mqtt/generic.yaml  zigbee2mqtt.generic@1") for line in lines)
+    assert any(
+        line.startswith("OK    device_profiles/zigbee2mqtt/generic.yaml  zigbee2mqtt.generic@1")
+        for line in lines
+    )
     assert lines[-1].endswith(", 0 invalid")
 
 
@@ -34,7 +43,10 @@ def test_invalid_profiles_exit_1_and_name_file_and_field(project_root: Path, tmp
     # one file, checked on its own (the root is found upwards); relative paths are printed as typed
     r = _run(tmp_path, "check-profiles", "profiles/zigbee2mqtt/aqara_th.yaml", "profiles/tasmota")
     assert r.returncode == 1
-    assert r.stdout.splitlines()[0] == "profiles/zigbee2mqtt/aqara_th.yaml: metrics[2].unit: unknown unit 'degC2' (line 14)"
+    assert (
+        r.stdout.splitlines()[0]
+        == "profiles/zigbee2mqtt/aqara_th.yaml: metrics[2].unit: unknown unit 'degC2' (line 14)"
+    )
     assert "OK    profiles/tasmota/energy_plug.yaml  tasmota.energy_plug@1" in r.stdout
     assert "generic.yaml  zigbee2mqtt" not in r.stdout
 
@@ -48,4 +60,6 @@ def test_missing_path_and_missing_registry(project_root: Path, tmp_path: Path) -
 
 def test_help(project_root: Path) -> None:
     r = _run(project_root, "check-profiles", "--help")
-    assert r.returncode == 0 and "PATH" in r.stdout and "metrics.yaml" in r.stdout
+    assert r.returncode == 0
+    assert "PATH" in r.stdout
+    assert "metrics.yaml" in r.stdout

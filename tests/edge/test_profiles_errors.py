@@ -48,7 +48,9 @@ def test_error_carries_the_yaml_line(root: Path) -> None:
     shutil.copy(BAD / "bad_unit.yaml", root / "x.yaml")
     err = load_directory(root).errors[0]
     assert err.field == "metrics[2].unit"
-    assert "(line 14)" in err.problem  # the line of '- {name: co2, ... unit: degC2}' (header comment is line 1)
+    assert (
+        "(line 14)" in err.problem
+    )  # the line of '- {name: co2, ... unit: degC2}' (header comment is line 1)
 
 
 def test_duplicate_ids_across_files(root: Path, profiles_dir: Path) -> None:
@@ -65,22 +67,34 @@ def test_duplicate_ids_across_files(root: Path, profiles_dir: Path) -> None:
 def test_circular_extends(root: Path) -> None:
     base = (BAD.parent / "profiles" / "bad_unit.yaml").read_text(encoding="utf-8")
     ok = base.replace("unit: degC2", "unit: ppm")
-    (root / "a.yaml").write_text(ok.replace("test.bad_unit", "test.a").replace("domain: public", "domain: public\nextends: test.b"))
-    (root / "b.yaml").write_text(ok.replace("test.bad_unit", "test.b").replace("domain: public", "domain: public\nextends: test.a"))
+    (root / "a.yaml").write_text(
+        ok.replace("test.bad_unit", "test.a").replace("domain: public", "domain: public\nextends: test.b")
+    )
+    (root / "b.yaml").write_text(
+        ok.replace("test.bad_unit", "test.b").replace("domain: public", "domain: public\nextends: test.a")
+    )
     report = load_directory(root)
-    assert report.errors and all("circular extends" in str(e) for e in report.errors)
+    assert report.errors
+    assert all("circular extends" in str(e) for e in report.errors)
 
 
 def test_registry_errors_name_the_registry(tmp_path: Path) -> None:
-    (tmp_path / "metrics.yaml").write_text("version: 1\nunits: {}\nmetrics:\n  co2: {unit: ppm, name_zh: x, name_en: y, domain: environment}\n")
+    (tmp_path / "metrics.yaml").write_text(
+        "version: 1\nunits: {}\nmetrics:\n  co2: {unit: ppm, name_zh: x, name_en: y, domain: environment}\n"
+    )
     report = load_directory(tmp_path)
     assert "metrics.yaml: metrics.co2.unit: unknown unit 'ppm'" in str(report.errors[0])
 
 
 def test_layout_errors_name_the_layout_file(root: Path) -> None:
-    (root / "layouts" / "broken.yaml").write_text("kind: channel_type\nchannels:\n  - {channel: 1, type: 2}\n")
+    (root / "layouts" / "broken.yaml").write_text(
+        "kind: channel_type\nchannels:\n  - {channel: 1, type: 2}\n"
+    )
     report = load_directory(root)
-    assert any("layouts/broken.yaml: channels[0]: a channel needs 'name' and 'format'" in str(e) for e in report.errors)
+    assert any(
+        "layouts/broken.yaml: channels[0]: a channel needs 'name' and 'format'" in str(e)
+        for e in report.errors
+    )
 
 
 def test_device_map_with_unknown_profile(profiles_dir: Path) -> None:
