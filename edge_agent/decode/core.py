@@ -534,11 +534,11 @@ class _Decoder:
         if not readings and not events and not waves:
             names = ", ".join(m.name for m in p.metrics[:8]) + (", ..." if len(p.metrics) > 8 else "")
             hint = ""
-            steps = c.topic.records if c.topic.records is not None else p.records
+            rec_steps = c.topic.records if c.topic.records is not None else p.records
             if p.embedded is not None and get(doc, p.embedded.into) is MISSING:
                 hint = f"; neither {format_path(p.embedded.into)} nor {p.embedded.path_text} is present"
-            elif steps is not None and get(doc, steps) in (MISSING, None):
-                hint = f"; {format_path(steps)} is absent"
+            elif rec_steps is not None and get(doc, rec_steps) in (MISSING, None):
+                hint = f"; {format_path(rec_steps)} is absent"
             return self.quarantine(
                 Reason.NO_READINGS, f"no metric ({names}) or event of {p.ref} found in the payload{hint}"
             )

@@ -168,7 +168,7 @@ def _reduction(base: s.ReductionModel, over: s.MetricReductionModel | None, ctx:
         max_silence_s=deadband.max_silence_s if deadband else None,
         counter=tuple(pick("counter")),
         features=tuple(pick("features")),
-        bands_hz=bands,  # type: ignore[arg-type]
+        bands_hz=bands,
         priority=PRIORITIES[pick("priority")],
     )
 
@@ -196,8 +196,8 @@ def compile_profile(
     # -- topics and exclusions
     topics: list[TopicSpec] = []
     single = not isinstance(src.topic, list)
-    entries = [src.topic] if single else src.topic
-    for i, entry in enumerate(entries):  # type: ignore[arg-type]
+    entries: list[str | s.TopicEntry] = [src.topic] if not isinstance(src.topic, list) else list(src.topic)
+    for i, entry in enumerate(entries):
         tloc: Loc = ("source", "topic") if single else ("source", "topic", i)
         text = entry if isinstance(entry, str) else entry.pattern
         records = (
@@ -353,14 +353,14 @@ def compile_profile(
         if rng is not None and not rng[0] < rng[1]:
             raise ctx.error((*loc, "range"), "range must be [low, high] with low < high")
         where = _where(mm.where, ctx, (*loc, "where"))
-        key = (mm.name, tuple(sorted((format_path(p), tuple(sorted(v))) for p, v in where)))
-        if key in seen:
+        ident_key = (mm.name, tuple(sorted((format_path(p), tuple(sorted(v))) for p, v in where)))
+        if ident_key in seen:
             raise ctx.error(
                 (*loc, "name"),
-                f"metric {mm.name!r} is declared twice (also metrics[{seen[key]}]); "
+                f"metric {mm.name!r} is declared twice (also metrics[{seen[ident_key]}]); "
                 "list alternative paths in one 'path' instead",
             )
-        seen[key] = i
+        seen[ident_key] = i
         red = _reduction(m.reduction, mm.reduction, ctx, (*loc, "reduction"))
         priority = max(red.priority, Priority.EVENT) if mtype == "event" else red.priority
         enum = dict(mm.map) if mm.map is not None else None
@@ -410,12 +410,12 @@ def compile_profile(
             raise ctx.error((*loc, "kind"), f"event kind {em.kind!r} is declared twice")
         kinds.add(em.kind)
         attrs: list[AttributeSpec] = []
-        names: set[str] = set()
+        attr_names: set[str] = set()
         for j, am in enumerate(em.attributes):
             aloc: Loc = (*loc, "attributes", j)
-            if am.name in names:
+            if am.name in attr_names:
                 raise ctx.error((*aloc, "name"), f"attribute {am.name!r} is declared twice")
-            names.add(am.name)
+            attr_names.add(am.name)
             level = am.classification or gov.fields.get(f"{em.kind}.{am.name}")
             if am.protect != "none":
                 level = level or "sensitive"
@@ -437,8 +437,8 @@ def compile_profile(
         trig = em.trigger
         equals = None
         if trig.equals is not None:
-            values = trig.equals if isinstance(trig.equals, list) else [trig.equals]
-            equals = frozenset(norm_value(v) for v in values)
+            trig_values = trig.equals if isinstance(trig.equals, list) else [trig.equals]
+            equals = frozenset(norm_value(v) for v in trig_values)
         events.append(
             EventSpec(
                 em.kind,

@@ -187,9 +187,9 @@ def load_directory(
         pid = doc.data.get("id")
         if isinstance(pid, str):
             if pid in docs:
-                exc = ProfileError(file, "id", f"duplicate profile id {pid!r} (also in {docs[pid][0]})")
-                report.errors.append(exc)
-                report.files[file] = exc
+                dup = ProfileError(file, "id", f"duplicate profile id {pid!r} (also in {docs[pid][0]})")
+                report.errors.append(dup)
+                report.files[file] = dup
                 continue
             docs[pid] = (file, doc)
         order.append((path, file, doc))

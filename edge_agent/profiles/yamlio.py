@@ -19,13 +19,13 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
-class StrictLoader(yaml.SafeLoader):
+class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """SafeLoader with YAML 1.2 booleans and duplicate-key detection."""
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, Node] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
             except TypeError:
@@ -38,7 +38,8 @@ class StrictLoader(yaml.SafeLoader):
                     key_node.start_mark,
                 )
             seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 StrictLoader.yaml_implicit_resolvers = {
@@ -62,7 +63,7 @@ class YamlDoc:
         node = self.node
         if node is None:
             return None
-        line = node.start_mark.line + 1
+        line: int = node.start_mark.line + 1
         for step in loc:
             nxt: Node | None = None
             if isinstance(node, MappingNode):
@@ -102,5 +103,5 @@ def load_yaml(text: str) -> YamlDoc:
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"invalid YAML: {exc}", None) from exc
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return YamlDoc(data, node)
