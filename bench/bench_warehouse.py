@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud_ingest.warehouse import open_warehouse  # noqa: E402
-from edge_agent.wire import Batch, decode, encode  # noqa: E402
+from cloud_ingest.warehouse import open_warehouse
+from edge_agent.wire import Batch, decode, encode
 
 T0 = 1_725_235_200_000  # 2024-09-02 00:00 UTC+8
 METRICS = (("co2", "ppm", 1.0), ("temperature_air", "Cel", 0.01), ("humidity_rel", "%RH", 0.1),
@@ -62,12 +62,15 @@ def make_bodies(n_readings: int, batch_size: int, devices: int, gateways: int) -
             batch = Batch(
                 gateway=f"gw-{g:03d}", seq=seq[g], created_ms=int(ts.max()) + 1, devices=dev_names,
                 metrics=tuple(m for m, _, _ in METRICS), units=tuple(u for _, u, _ in METRICS),
-                profiles=("bench_sensor@1",), aggs=("raw",), s_device=s_dev, s_metric=s_met, s_unit=s_met.copy(),
+                profiles=("bench_sensor@1",), aggs=("raw",), s_device=s_dev, s_metric=s_met,
+                s_unit=s_met.copy(),
                 s_profile=np.zeros(n_s, np.uint32), s_agg=np.zeros(n_s, np.uint32),
                 s_window_s=np.zeros(n_s, np.uint32), s_precision=np.array([p for _, _, p in METRICS])[s_met],
                 r_series=r_series, r_ts_ms=ts.astype(np.int64), r_value=value,
-                r_quality=np.zeros(r_series.shape[0], np.uint16), r_version=np.zeros(r_series.shape[0], np.uint16),
-                e_device=np.zeros(0, np.uint32), e_profile=np.zeros(0, np.uint32), e_ts_ms=np.zeros(0, np.int64),
+                r_quality=np.zeros(r_series.shape[0], np.uint16),
+                r_version=np.zeros(r_series.shape[0], np.uint16),
+                e_device=np.zeros(0, np.uint32), e_profile=np.zeros(0, np.uint32),
+                e_ts_ms=np.zeros(0, np.int64),
                 e_quality=np.zeros(0, np.uint16))
             bodies.append(encode(batch))
             produced += batch.n_readings
@@ -107,11 +110,15 @@ def baseline_executemany(url: str, bodies: list[bytes], sample: int) -> float:
         batch = decode(bodies[0])
         n = min(sample, batch.n_readings)
         s = batch.r_series[:n]
-        rows = [(batch.gateway, batch.seq, 1, batch.devices[batch.s_device[i]], batch.metrics[batch.s_metric[i]],
+        rows = [(batch.gateway, batch.seq, 1, batch.devices[batch.s_device[i]],
+                 batch.metrics[batch.s_metric[i]],
                  batch.units[batch.s_unit[i]], batch.profiles[0], "raw", 0, int(ts), float(v), 0, 0, T0, "x")
-                for i, ts, v in zip(s.tolist(), batch.r_ts_ms[:n].tolist(), batch.r_value[:n].tolist(), strict=True)]
-        sql = ("INSERT INTO ods_iot_reading_di (gateway_id, batch_seq, load_id, device_id, metric_code, unit_code, "
-               "profile_ref, agg_code, window_s, ts_ms, value, quality_flag, window_ver, received_ms, checksum) "
+                for i, ts, v in zip(s.tolist(), batch.r_ts_ms[:n].tolist(), batch.r_value[:n].tolist(),
+                                    strict=True)]
+        sql = ("INSERT INTO ods_iot_reading_di (gateway_id, batch_seq, load_id, device_id, metric_code, "
+               "unit_code, "
+               "profile_ref, agg_code, window_s, ts_ms, value, quality_flag, window_ver, received_ms, "
+               "checksum) "
                "VALUES (" + ", ".join(["?"] * 15) + ")")
         with wh.maintenance() as session:
             con = getattr(session, "_con", None) or getattr(session, "_conn", None)
@@ -146,7 +153,8 @@ def main() -> int:
     t0 = time.perf_counter()
     bodies = make_bodies(args.readings, args.batch_size, args.devices, args.gateways)
     size = sum(len(b) for b in bodies)
-    print(f"prepared {len(bodies)} batches, {size / 1e6:.1f} MB encoded ({size / args.readings:.2f} B/reading) "
+    print(f"prepared {len(bodies)} batches, {size / 1e6:.1f} MB encoded ({size / args.readings:.2f} "
+          f"B/reading) "
           f"in {time.perf_counter() - t0:.1f} s")
     with tempfile.TemporaryDirectory() as tmp:
         n, t = run_pipeline(f"duckdb://{tmp}/bench.duckdb", bodies)
