@@ -6,6 +6,7 @@ one ``executemany`` each, all inside the caller's single transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +15,10 @@ import orjson
 
 from edge_agent.buffer.core import Core, SeriesCache
 from edge_agent.buffer.records import EVENT_AGG, AggregateRow, SeriesKey, State
-from edge_agent.model import DecodeResult, Priority, ProfileRef
+from edge_agent.model import DecodeResult, Priority, ProfileRef, Reason
+
+_LOGGER = logging.getLogger(__name__)
+I64 = 2**63 - 1
 
 # Rough on-disk bytes per row including index entries; used only to decide whether to evict first.
 READING_BYTES = 48
@@ -60,60 +64,91 @@ class BurstRows:
         )
 
 
+def _quarantine_row(res: DecodeResult, reason: str, detail: str, cap: int, now_ms: int) -> Row:
+    """The quarantine row of a message, coercing defensively (this path must not fail)."""
+    m = res.message
+    raw = m.payload if isinstance(m.payload, bytes | bytearray | memoryview) else str(m.payload).encode()
+    try:
+        received = int(m.received_ms)
+    except (TypeError, ValueError):
+        received = now_ms
+    profile = str(res.profile) if res.profile is not None else None
+    device = str(res.device) if res.device is not None else None
+    return (received, str(m.topic), bytes(raw[:cap]), len(raw), profile, device, str(reason), str(detail))
+
+
+def _ts(v: int) -> int:
+    t = int(v)
+    if not -I64 <= t <= I64:
+        raise OverflowError(f"timestamp {v!r} does not fit 64 bits")
+    return t
+
+
 def build_rows(
     results: Sequence[DecodeResult],
     aggregates: Sequence[AggregateRow],
     series: SeriesCache,
     payload_cap: int,
     local_profiles: Container[ProfileRef] | None,
+    now_ms: int,
 ) -> BurstRows:
-    """Pure apart from interning series ids (pending until the transaction commits)."""
+    """Pure apart from interning series ids (pending until the transaction commits).
+
+    A record that cannot be stored (a value that is not a number, a timestamp beyond 64 bits, …) must
+    not block the whole burst forever (it would be redelivered and fail again): its message is stored
+    as a quarantine record with reason ``decoder_bug`` instead, and the error is logged.
+    """
     out = BurstRows(messages=len(results))
-    readings = out.readings
+    readings, events, waveforms = out.readings, out.events, out.waveforms
     add = readings.append
     rid = series.raw_id
     new, local, raw = int(State.NEW), int(State.LOCAL), int(Priority.RAW)
-    check_local = local_profiles is not None
     quarantined: dict[str, int] = {}
     for res in results:
-        for r in res.readings:
-            pri = int(r.priority)
-            state = new
-            if local_profiles is not None and pri == raw and r.profile in local_profiles:
-                state = local
-            add((rid(r.device, r.metric, r.unit, r.profile), r.ts_ms, r.value, int(r.quality), pri, state, 0))
-        for e in res.events:
-            sid = series.intern(SeriesKey(e.device, e.kind, "", str(e.profile), EVENT_AGG, 0))
-            attrs = orjson.dumps(dict(e.attrs))
-            out.extra_bytes += len(attrs)
-            out.events.append((sid, e.ts_ms, attrs, int(e.quality), int(e.priority), new))
-        for w in res.waveforms:
-            samples = np.asarray(w.samples, dtype="<f4").tobytes()
-            out.extra_bytes += len(samples)
-            sid = rid(w.device, w.metric, w.unit, w.profile)
-            out.waveforms.append((sid, w.ts_ms, float(w.sample_rate_hz), len(w.samples), samples))
-        q = res.quarantine
-        if q is not None:
-            m = res.message
-            payload = bytes(m.payload[:payload_cap])
-            out.extra_bytes += len(payload) + len(m.topic) + len(q.detail)
-            profile = str(res.profile) if res.profile is not None else None
-            out.quarantine.append(
-                (m.received_ms, m.topic, payload, len(m.payload), profile, res.device, str(q.reason),
-                 q.detail)
-            )
-            quarantined[str(q.reason)] = quarantined.get(str(q.reason), 0) + 1
+        marks = (len(readings), len(events), len(waveforms), out.extra_bytes, out.local)
+        try:
+            for r in res.readings:
+                pri = int(r.priority)
+                state = new
+                if local_profiles is not None and pri == raw and r.profile in local_profiles:
+                    state = local
+                    out.local += 1
+                add((rid(r.device, r.metric, r.unit, r.profile), _ts(r.ts_ms), float(r.value), int(r.quality),
+                     pri, state, 0))
+            for e in res.events:
+                sid = series.intern(SeriesKey(str(e.device), str(e.kind), "", str(e.profile), EVENT_AGG, 0))
+                attrs = orjson.dumps(dict(e.attrs))
+                out.extra_bytes += len(attrs)
+                events.append((sid, _ts(e.ts_ms), attrs, int(e.quality), int(e.priority), new))
+            for w in res.waveforms:
+                samples = np.asarray(w.samples, dtype="<f4").tobytes()
+                out.extra_bytes += len(samples)
+                sid = rid(w.device, w.metric, w.unit, w.profile)
+                waveforms.append((sid, _ts(w.ts_ms), float(w.sample_rate_hz), len(samples) // 4, samples))
+            q = res.quarantine
+            if q is not None:
+                row = _quarantine_row(res, q.reason, q.detail, payload_cap, now_ms)
+                out.quarantine.append(row)
+                out.extra_bytes += len(row[2]) + len(str(row[1])) + len(str(row[7]))  # type: ignore[arg-type]
+                quarantined[str(q.reason)] = quarantined.get(str(q.reason), 0) + 1
+        except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as exc:
+            del readings[marks[0]:], events[marks[1]:], waveforms[marks[2]:]
+            out.extra_bytes, out.local = marks[3], marks[4]
+            _LOGGER.error("cannot store a decoded message from %s: %s", res.message.topic, exc,
+                          extra={"device_id": res.device})
+            out.quarantine.append(_quarantine_row(
+                res, Reason.DECODER_BUG, f"decoded record cannot be stored: {exc}", payload_cap, now_ms))
+            quarantined[Reason.DECODER_BUG] = quarantined.get(Reason.DECODER_BUG, 0) + 1
     for a in aggregates:
         sid = series.intern(SeriesKey(a.device, a.metric, a.unit, str(a.profile), a.agg, int(a.window_s)))
-        add((sid, a.ts_ms, a.value, int(a.quality), int(a.priority), new, int(a.version)))
+        add((sid, _ts(a.ts_ms), float(a.value), int(a.quality), int(a.priority), new, int(a.version)))
     out.aggregates = len(aggregates)
-    out.local = sum(1 for r in readings if r[5] == local) if check_local else 0
     out.counters = {
         "committed.messages": out.messages,
         "committed.readings": len(readings) - out.aggregates,
         "committed.aggregates": out.aggregates,
-        "committed.events": len(out.events),
-        "committed.waveforms": len(out.waveforms),
+        "committed.events": len(events),
+        "committed.waveforms": len(waveforms),
         **{f"quarantined.{k}": v for k, v in quarantined.items()},
     }
     return out

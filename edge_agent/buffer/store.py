@@ -14,12 +14,14 @@ SIGKILL at any point, reopening gives either all of it or none of it. Policy det
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Container, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +50,7 @@ from edge_agent.errors import BackPressure
 from edge_agent.model import DecodeResult, ProfileRef
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def wall_clock_ms() -> int:
@@ -60,6 +63,23 @@ class Buffer:
     def __init__(self, core: Core, recovery: RecoveryReport | None = None) -> None:
         self._core = core
         self.recovery = recovery  # set when the file was salvaged by ``open(recover=True)``
+
+    async def _write(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``fn(core, *args)`` under the lock, to completion even if the caller is cancelled.
+
+        In-memory state (series ids, row counts) must follow what was committed; a cancellation that
+        landed between COMMIT and that bookkeeping would make them drift. The caller still sees its
+        ``CancelledError`` (and, for a burst, does not acknowledge: the broker redelivers).
+        """
+        core = self._core
+
+        async def run() -> T:
+            async with core.lock:
+                return await fn(core, *args)
+
+        task = asyncio.ensure_future(run())
+        task.add_done_callback(_report_orphan)
+        return await asyncio.shield(task)
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -135,33 +155,11 @@ class Buffer:
         only (never uploaded raw). Raises :class:`BackPressure` without writing anything when the disk
         budget is full and nothing can be evicted.
         """
-        core = self._core
-        async with core.lock:
-            rows = ingest.build_rows(results, aggregates, core.series, core.config.quarantine_payload_cap,
-                                     local_profiles)
-            if counters:
-                for k, v in counters.items():
-                    rows.counters[k] = rows.counters.get(k, 0) + int(v)
-            try:
-                n_new = len(core.series.pending_rows())
-                evicted = await budget.ensure_room(core, rows.estimate_bytes(n_new))
-                async with core.txn("commit burst"):
-                    await ingest.write_rows(core, rows)
-            except BaseException:
-                core.series.rollback()
-                raise
-            core.series.commit()
-            ingest.count_rows(core, rows)
-        return CommitStats(
-            messages=rows.messages, readings=len(rows.readings) - rows.aggregates, events=len(rows.events),
-            waveforms=len(rows.waveforms), aggregates=rows.aggregates, quarantined=len(rows.quarantine),
-            new_series=n_new, evicted=evicted,
-        )
+        return await self._write(_commit_burst, results, aggregates, counters, local_profiles)
 
     async def add_counters(self, counters: Mapping[str, int]) -> None:
         """Add to persisted counters now (e.g. ``late.dropped`` from the reducer)."""
-        async with self._core.lock, self._core.txn("add counters"):
-            await self._core.add_counters(counters)
+        await self._write(_add_counters, counters)
 
     async def counters(self) -> dict[str, int]:
         """All persisted counters (``quarantined.<reason>``, ``evicted.<class>.<table>``, …)."""
@@ -173,13 +171,11 @@ class Buffer:
 
     async def next_seq(self) -> int:
         """A new batch sequence number, durable before it is returned: never reused, even after a crash."""
-        async with self._core.lock:
-            return (await outbox.next_seqs(self._core, 1))[0]
+        return (await self._write(outbox.next_seqs, 1))[0]
 
     async def next_seqs(self, n: int) -> range:
         """``n`` consecutive new sequence numbers (one transaction)."""
-        async with self._core.lock:
-            return await outbox.next_seqs(self._core, n)
+        return await self._write(outbox.next_seqs, n)
 
     async def take_unbatched(self, max_readings: int, max_events: int) -> Pending:
         """Up to the given numbers of unbatched rows, priority descending then arrival; marks nothing."""
@@ -197,10 +193,9 @@ class Buffer:
         ``seq`` must come from :meth:`next_seq` and not be stored yet; the ids come from a
         :class:`Pending`. Raises :class:`BufferError_` when the seq or the rows are already used.
         """
-        core = self._core
-        async with core.lock:
-            await outbox.store_batch(core, seq, priority, body, n_readings, n_events, reading_ids, event_ids,
-                                     core.clock() if created_ms is None else created_ms)
+        created = self._core.clock() if created_ms is None else created_ms
+        await self._write(outbox.store_batch, seq, priority, body, n_readings, n_events, reading_ids,
+                          event_ids, created)
 
     async def next_batches(self, limit: int, *, now_ms: int | None = None,
                            exclude: Collection[int] = ()) -> list[StoredBatch]:
@@ -208,28 +203,23 @@ class Buffer:
         that batches younger than ``fresh_window_ms`` get every ``fresh_every``-th slot (slot 0 first)
         while older ones drain. ``exclude``: seqs already in flight.
         """
-        core = self._core
-        async with core.lock:
-            return await outbox.next_batches(core, limit, core.clock() if now_ms is None else now_ms,
-                                             frozenset(exclude))
+        now = self._core.clock() if now_ms is None else now_ms
+        return await self._write(outbox.next_batches, limit, now, frozenset(exclude))
 
     async def mark_sent(self, seq: int) -> bool:
         """The server acknowledged batch ``seq`` (2xx): delete its body; its rows become uploaded once
         every piece of its group is sent (or are deleted when ``uploaded_retention_s`` is 0).
         False if the batch is not stored (already sent, replaced or evicted)."""
-        async with self._core.lock:
-            return await outbox.mark_sent(self._core, seq)
+        return await self._write(outbox.mark_sent, seq)
 
     async def dead_letter(self, seq: int, status: int, reason: str) -> bool:
         """Move batch ``seq`` to the dead-letter table (kept forever, counted)."""
-        async with self._core.lock:
-            return await outbox.dead_letter(self._core, seq, status, reason)
+        return await self._write(outbox.dead_letter, seq, status, reason)
 
     async def replace_batch(self, seq: int, parts: Sequence[BatchPart]) -> None:
         """Atomically replace batch ``seq`` by ``parts`` (e.g. halves after a 413), each with a NEW seq
         from :meth:`next_seqs`; parts keep the original priority, age and rows."""
-        async with self._core.lock:
-            await outbox.replace_batch(self._core, seq, parts)
+        await self._write(outbox.replace_batch, seq, parts)
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         async with self._core.lock:
@@ -240,17 +230,11 @@ class Buffer:
     async def space(self, *, evict: bool = False) -> BudgetStatus:
         """Disk use against the budget. With ``evict=True`` also evicts if over budget and updates
         :attr:`back_pressure` (so the daemon can resume acknowledging without waiting for a burst)."""
-        core = self._core
-        async with core.lock:
-            if evict:
-                with contextlib.suppress(BackPressure):
-                    await budget.ensure_room(core, 0)
-            return await budget.measure(core)
+        return await self._write(_space, evict)
 
     async def apply_retention(self, *, now_ms: int | None = None) -> dict[str, int]:
-        core = self._core
-        async with core.lock:
-            return await maintenance.apply_retention(core, core.clock() if now_ms is None else now_ms)
+        now = self._core.clock() if now_ms is None else now_ms
+        return await self._write(maintenance.apply_retention, now)
 
     async def backlog(self, *, now_ms: int | None = None, exact: bool = False) -> BacklogStats:
         """Backlog for /status: rows per state, unsent batches and bytes, oldest unsent age, disk use.
@@ -281,10 +265,7 @@ class Buffer:
     async def mark_reduced(self, through_ts_ms: int) -> None:
         """Raw data with ``ts_ms < through_ts_ms`` has been reduced (its windows are final): it becomes
         the first to be evicted once uploaded. The watermark only moves forward."""
-        async with self._core.lock, self._core.txn("mark reduced"):
-            await self._core.db.execute(
-                "INSERT INTO meta(key, value) VALUES ('reduced_through_ms', ?) ON CONFLICT(key) "
-                "DO UPDATE SET value = max(value, excluded.value)", (int(through_ts_ms),))
+        await self._write(_mark_reduced, int(through_ts_ms))
 
     async def get_meta(self, key: str) -> int | float | str | bytes | None:
         """A small durable value of another component (e.g. ``reducer.cursor``)."""
@@ -295,10 +276,67 @@ class Buffer:
     async def set_meta(self, key: str, value: int | float | str | bytes) -> None:
         if key in ("next_seq", "reduced_through_ms", "created_ms"):
             raise ValueError(f"meta key {key!r} is owned by the buffer")
-        async with self._core.lock, self._core.txn(f"set meta {key}"):
-            await self._core.db.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        await self._write(_set_meta, key, value)
+
+
+def _report_orphan(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a write whose caller was cancelled (else asyncio warns)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        _LOGGER.debug("buffer write ended with %r", exc)
+
+
+async def _commit_burst(
+    core: Core, results: Sequence[DecodeResult], aggregates: Sequence[AggregateRow],
+    counters: Mapping[str, int] | None, local_profiles: Container[ProfileRef] | None,
+) -> CommitStats:
+    try:
+        rows = ingest.build_rows(results, aggregates, core.series, core.config.quarantine_payload_cap,
+                                 local_profiles, core.clock())
+        for k, v in (counters or {}).items():
+            rows.counters[k] = rows.counters.get(k, 0) + int(v)
+        n_new = len(core.series.pending_rows())
+        evicted = await budget.ensure_room(core, rows.estimate_bytes(n_new))
+        async with core.txn("commit burst"):
+            await ingest.write_rows(core, rows)
+    except BaseException:
+        core.series.rollback()
+        raise
+    core.series.commit()
+    ingest.count_rows(core, rows)
+    return CommitStats(
+        messages=rows.messages, readings=len(rows.readings) - rows.aggregates, events=len(rows.events),
+        waveforms=len(rows.waveforms), aggregates=rows.aggregates, quarantined=len(rows.quarantine),
+        new_series=n_new, evicted=evicted,
+    )
+
+
+async def _add_counters(core: Core, counters: Mapping[str, int]) -> None:
+    async with core.txn("add counters"):
+        await core.add_counters(counters)
+
+
+async def _space(core: Core, evict: bool) -> BudgetStatus:
+    if evict:
+        with contextlib.suppress(BackPressure):
+            await budget.ensure_room(core, 0)
+    return await budget.measure(core)
+
+
+async def _mark_reduced(core: Core, through_ts_ms: int) -> None:
+    async with core.txn("mark reduced"):
+        await core.db.execute(
+            "INSERT INTO meta(key, value) VALUES ('reduced_through_ms', ?) ON CONFLICT(key) "
+            "DO UPDATE SET value = max(value, excluded.value)", (through_ts_ms,))
+
+
+async def _set_meta(core: Core, key: str, value: int | float | str | bytes) -> None:
+    async with core.txn(f"set meta {key}"):
+        await core.db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
 
 async def _open_core(path: Path, cfg: BufferConfig, clock: Clock) -> Core:

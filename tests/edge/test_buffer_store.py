@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_agent.buffer import AggregateRow, Buffer, BufferConfig, BufferError_, State
-from edge_agent.model import DecodeResult, Message, Priority, ProfileRef, Quarantine, Reading, Reason
+from edge_agent.model import DecodeResult, Message, Priority, ProfileRef, Reading, Reason
 from tests.edge.test_buffer_helpers import (
     BASE,
     P,
@@ -65,11 +67,11 @@ async def test_commit_burst_writes_every_kind_in_one_go(buf: Buffer) -> None:
 
 async def test_burst_is_all_or_nothing(buf: Buffer) -> None:
     """A failure on the last statement of a burst leaves no row, no counter and no series behind."""
-    # the device cannot be bound by SQLite: fails in the last statement (quarantine), after readings
-    poisoned = DecodeResult(Message("campus/x", b"x", BASE), None, object(),  # type: ignore[arg-type]
-                            quarantine=Quarantine(Reason.MALFORMED, "bad"))
+    # a counter name SQLite cannot bind fails the last statement of the transaction, after every insert
+    poison = {object(): 1}
     with pytest.raises(BufferError_, match="commit burst"):
-        await buf.commit_burst([*burst(0, 50), event_result(0, 0), poisoned])
+        await buf.commit_burst([*burst(0, 50), event_result(0, 0), quarantine_result(0)],
+                               counters=poison)  # type: ignore[dict-item]
     for table in ("readings", "events", "quarantine", "series", "counters"):
         assert scalar(buf.path, f"SELECT count(*) FROM {table}") == 0, table
     # the in-memory series cache was rolled back too: the same series are created again, densely
@@ -78,6 +80,19 @@ async def test_burst_is_all_or_nothing(buf: Buffer) -> None:
     assert [r[0] for r in rows(buf.path, "SELECT id FROM series ORDER BY id")] == list(range(1, 36))
     assert bursts_present(buf.path) == {1: 250}
     assert (await buf.backlog()).readings_by_state["new"] == 250
+
+
+async def test_a_record_that_cannot_be_stored_is_quarantined_not_fatal(buf: Buffer) -> None:
+    """A decoder bug (a value that is not a number) must not block the burst forever."""
+    bad = Reading("dev9", "m0", BASE, "twenty", "u", P)  # type: ignore[arg-type]
+    bad_msg = DecodeResult(Message("campus/dev9", b'{"t": "twenty"}', BASE), P, "dev9", readings=(bad,))
+    stats = await buf.commit_burst([*burst(0, 10), bad_msg])
+    assert (stats.readings, stats.quarantined) == (50, 1)
+    (q,) = await buf.recent_quarantine()
+    assert q.reason == Reason.DECODER_BUG
+    assert "twenty" in q.detail
+    assert q.payload == b'{"t": "twenty"}'
+    assert (await buf.counters())["quarantined.decoder_bug"] == 1
 
 
 async def test_quarantine_payload_is_capped_with_original_length(tmp_path: Path) -> None:
@@ -181,3 +196,20 @@ async def test_in_memory_counts_match_a_recount(buf: Buffer) -> None:
     assert exact.oldest_unsent_ms is not None
     assert rows(buf.path, "SELECT state, count(*) FROM readings GROUP BY state") == [
         (State.NEW, 50), (State.BATCHED, 30), (State.UPLOADED, 120)]
+
+
+async def test_a_cancelled_caller_leaves_consistent_state(buf: Buffer) -> None:
+    """Cancelling the caller mid-burst: the write still finishes (or not) as a whole, and the in-memory
+    series ids and counts follow what was committed."""
+    for delay in (0.0, 0.001, 0.003, 0.01):
+        task = asyncio.ensure_future(buf.commit_burst(burst(int(delay * 1000) + 10, 500)))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await buf.commit_burst(burst(99, 5))  # the same series again: no id clash
+    present = bursts_present(buf.path)
+    assert all(n == 2500 for k, n in present.items() if k != 99)
+    assert present[99] == 25 * 4
+    assert (await buf.backlog()).readings_by_state == (await buf.backlog(exact=True)).readings_by_state
+    assert [r[0] for r in rows(buf.path, "SELECT id FROM series ORDER BY id")] == list(range(1, 36))
