@@ -354,3 +354,13 @@ def test_excluded_topics_name_the_exclusion(shipped: ProfileSet) -> None:
     assert r.quarantine.reason == Reason.NO_PROFILE  # type: ignore[attr-defined]
     assert "zigbee2mqtt.generic@1" in r.quarantine.detail
     assert "/set" in r.quarantine.detail
+
+
+def test_reference_documents_every_profile_metric_and_reason(shipped: ProfileSet, project_root: Path) -> None:
+    doc = (project_root / "docs" / "device-profiles.md").read_text(encoding="utf-8")
+    for p in shipped:
+        assert f"`{p.id}`" in doc, p.id
+    for name in shipped.registry.metrics:
+        assert f"`{name}`" in doc, name
+    for reason in Reason:
+        assert f"`{reason.value}`" in doc, reason
