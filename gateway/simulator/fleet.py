@@ -9,6 +9,7 @@ whatever the load.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from gateway.simulator.campus import Campus, RoomType, _largest_remainder, unit_
 from gateway.simulator.catalog import DeviceType
 from gateway.simulator.devices import Device
 from gateway.simulator.physics import SWIPE_MAX_PER_S, swipe_intensity
+
+_LOGGER = logging.getLogger(__name__)
 
 ROOMS_PER_DEVICE = 1 / 3  # a campus of 300 devices has about 100 rooms
 HEARTBEAT_SHARE = 1 / 6  # of a card reader's messages are heartbeats; the rest are swipes
@@ -60,13 +63,25 @@ def assign_intervals(
         raise ValueError(f"rate: {rate!r} must be positive")
     if time_scale <= 0:
         raise ValueError(f"time-scale: {time_scale!r} must be positive")
-    per_sim_s = sum(1.0 / types[d.type_name].nominal_s for d in devices)
-    k = time_scale * per_sim_s / rate
+    target = rate / time_scale  # messages per simulated second, all devices together
+
+    def total(k: float) -> float:
+        return sum(1.0 / _interval(types[d.type_name], d, k) for d in devices)
+
+    # Formats with whole-second timestamps cannot report faster than once a second: solve for k with
+    # the floor in place (total(k) decreases with k), so the other devices make up the difference.
+    lo, hi = 1e-9, 1e9
+    for _ in range(200):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if total(mid) > target else (lo, mid)
+    k = hi
+    if total(k) < 0.99 * target:
+        _LOGGER.warning("%d devices cannot send %.0f messages per simulated second; use more devices",
+                        len(devices), target)
     means: dict[str, float] = {}
     for d in devices:
         t = types[d.type_name]
-        jitter = 0.9 + 0.2 * unit_noise(d.seed, d.id, "interval")
-        d.interval_s = max(t.resolution_ms / 1000.0, t.nominal_s * k * jitter)
+        d.interval_s = _interval(t, d, k)
         if t.event_driven:
             d.state["heartbeat_s"] = d.interval_s / HEARTBEAT_SHARE
             if d.room.id not in means:
@@ -74,6 +89,11 @@ def assign_intervals(
             mean = means[d.room.id]
             d.state["swipe_scale"] = (1.0 / d.interval_s - 1.0 / d.state["heartbeat_s"]) / mean if mean > 0 else 0.0
     return k
+
+
+def _interval(t: DeviceType, d: Device, k: float) -> float:
+    jitter = 0.9 + 0.2 * unit_noise(d.seed, d.id, "interval")
+    return max(t.resolution_ms / 1000.0, t.nominal_s * k * jitter)
 
 
 def mean_swipe_intensity(campus: Campus, d: Device) -> float:

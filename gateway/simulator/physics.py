@@ -14,8 +14,8 @@ Models, deliberately simple but with the right shapes:
   exhaled CO2 per person, ``V`` the room volume and ``λ`` the air-change rate (higher in breaks when
   windows open, low at night); solved exactly per 60 s step with ``N`` held constant. A 45-person
   lesson drives a 220 m³ classroom from ~450 ppm to ~1500 ppm in 45 minutes; it decays after the lesson.
-- **Indoor temperature** relaxes (τ = 1.5 h) towards an HVAC setpoint in school hours or towards a
-  mix of outdoor and building mass temperature at night, plus up to +3 °C from a full room.
+- **Indoor temperature** relaxes (τ = 1.5 h) towards an HVAC setpoint in school hours (20.5 °C heating,
+  25.5 °C cooling) or towards a mix of outdoor and building-mass temperature at night, plus up to +3 °C from a full room.
 - **Humidity** keeps the outdoor vapour pressure plus moisture from occupants; PM2.5 indoors is a
   fraction of outdoors plus resuspension by occupants and cooking in canteens.
 - **Electricity**: a base load per room type, lights when occupied and dark, per-person plug loads,
@@ -193,7 +193,7 @@ class RoomModel:
         if in_school_hours(weekday, minute) and self.room.type is not RoomType.PLANT:
             base = 20.5 if out < 16 else 25.5 if out > 26 else 0.5 * out + 0.5 * 22.0
         else:
-            base = 0.45 * out + 0.55 * 18.0
+            base = 0.6 * out + 0.4 * 22.0  # building mass keeps nights milder than outdoors
         if self.room.type is RoomType.PLANT:
             base += 6.0  # motors
         return base + 3.0 * people / max(self.room.capacity, 1)

@@ -86,6 +86,7 @@ class Publisher:
         self.sent = 0  # handed to paho
         self.acked = 0  # PUBACK received (QoS 1), or written to the socket (QoS 0)
         self.disconnects = 0
+        self._closing = False
         self._t0: float | None = None
         self._client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=settings.client_id,
@@ -112,6 +113,8 @@ class Publisher:
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
+        if self._closing:
+            return
         self.disconnects += 1
         _LOGGER.warning("disconnected from %s:%s: %s", self.settings.host, self.settings.port, reason)
 
@@ -138,6 +141,7 @@ class Publisher:
     def close(self, timeout: float = 30.0) -> bool:
         """Wait for outstanding acknowledgements (up to ``timeout``), then disconnect. True if all acked."""
         done = self.flush(timeout)
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
         return done

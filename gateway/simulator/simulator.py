@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,9 +79,11 @@ class Simulator:
         self.now_ms = start_ms
         self._counts: dict[str, int] = {}
         self._heap: list[tuple[int, int]] = []
+        self._pending: deque[SimMessage] = deque()
         for i, d in enumerate(self.devices):
             first = start_ms + int(d.rng.random() * d.interval_s * 1000)
-            self._push(i, self._first_time(d, first, start_ms))
+            d.state["ideal_ms"] = float(first)
+            self._push(i, max(start_ms, self._first_time(d, first, start_ms)))
 
     @classmethod
     def build(
@@ -119,7 +121,7 @@ class Simulator:
     @staticmethod
     def _quantise(dtype: DeviceType, t: int) -> int:
         r = dtype.resolution_ms
-        return -(-t // r) * r
+        return (t + r // 2) // r * r
 
     def _next_event(self, d: Device, after: int) -> int:
         """Card readers: the next swipe before the next heartbeat, else the heartbeat."""
@@ -135,8 +137,10 @@ class Simulator:
                 d.state["next_hb"] = t + max(1000, round(d.state["heartbeat_s"] * 1000))
             self._push(i, self._next_event(d, t))
             return
-        step = d.interval_s * 1000 * (0.97 + 0.06 * d.rng.random())
-        self._push(i, max(t + dtype.resolution_ms, self._quantise(dtype, t + round(step))))
+        # keep the unrounded schedule: rounding each step to the format's resolution would bias the rate
+        ideal = d.state.get("ideal_ms", float(t)) + d.interval_s * 1000 * (0.97 + 0.06 * d.rng.random())
+        d.state["ideal_ms"] = ideal
+        self._push(i, max(t + dtype.resolution_ms, self._quantise(dtype, round(ideal))))
 
     # -------------------------------------------------------------------------------- messages
     def messages(self, n: int | None = None, until_ms: int | None = None) -> Iterator[SimMessage]:
@@ -144,16 +148,19 @@ class Simulator:
         if n is None and until_ms is None:
             raise ValueError("messages(): give n, until_ms or both")
         produced = 0
-        while self._heap and (n is None or produced < n):
+        while n is None or produced < n:
+            if self._pending:  # the second copy of a duplicate left over from the previous call
+                yield self._pending.popleft()
+                produced += 1
+                continue
+            if not self._heap:
+                return
             t, i = self._heap[0]
             if until_ms is not None and t >= until_ms:
                 return
             heapq.heappop(self._heap)
             d = self.devices[i]
-            swipe = bool(d.state.get("swipe_now"))
-            for msg in self._step(d, t, swipe):
-                yield msg
-                produced += 1
+            self._pending.extend(self._step(d, t, bool(d.state.get("swipe_now"))))
             self._schedule_next(i, d, t)
 
     def _step(self, d: Device, t: int, swipe: bool) -> list[SimMessage]:
