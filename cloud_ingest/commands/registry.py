@@ -10,7 +10,7 @@ from cloud_ingest.commands._warehouse_opts import add_warehouse_option, with_war
 from cloud_ingest.warehouse import Warehouse
 from cloud_ingest.warehouse.dictionary import load_dictionary
 from cloud_ingest.warehouse.errors import RegistryError
-from cloud_ingest.warehouse.registry import load_registry_file
+from cloud_ingest.warehouse.registry import Registry, load_registry_file
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.set_defaults(func=run_check)
 
 
-def _read(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _read(args: argparse.Namespace) -> Registry:
     dictionary = load_dictionary(args.metrics) if args.metrics else None
     return load_registry_file(args.file, dictionary=dictionary)
 

@@ -86,9 +86,9 @@ def _device_rows(reg: Registry, old: dict[str, list[tuple[Any, ...]]], now_ms: i
                     spans[-1] = (cur_from, max(min(cur_to, now_ms), cur_from + 1), cur_room)
                     spans.append((spans[-1][1], FAR_FUTURE_MS, room))
         for start, end, room_id in spans:
-            room = reg.room(room_id)
+            place = reg.room(room_id)
             out.append((d.id, start, end, start <= now_ms < end, d.name, d.role, d.profile, d.gateway,
-                        room.id,                         room.building_id, room.campus_id))
+                        place.id, place.building_id, place.campus_id))
     return out
 
 

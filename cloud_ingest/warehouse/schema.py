@@ -152,9 +152,9 @@ def _table(name: str, raw: Any, columns: dict[str, Column]) -> Table:
     if table.kind == "fact" and not table.distribute_by:
         raise SchemaError(f"{where}.distribute_by: a fact table needs a distribution column (Citus)")
     if table.kind == "fact" and table.distribute_by:
-        for key in (table.primary_key, table.unique_key):
-            if key and table.distribute_by not in key:
-                raise SchemaError(f"{where}: key {list(key)} must include the distribution column "
+        for keycols in (table.primary_key, table.unique_key):
+            if keycols and table.distribute_by not in keycols:
+                raise SchemaError(f"{where}: key {list(keycols)} must include the distribution column "
                                   f"{table.distribute_by!r} (Citus)")
     return table
 

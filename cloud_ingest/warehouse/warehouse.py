@@ -3,7 +3,7 @@
 Threads: ``land_batch`` and ``run_transforms`` may be called from different threads. Landing uses its own
 session under a writer lock (DuckDB has one writer process; PostgreSQL replicas coordinate through the
 database: unique (gateway, seq) and advisory locks, see ``adapter``). Transform runs and registry loads
-use a second session under a run lock. ``query`` opens a read-only session per call (pooled on PostgreSQL).
+use a second session under a run lock. ``query`` borrows a read session from a small pool.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from edge_agent.wire import Batch
 
 _LOGGER = logging.getLogger(__name__)
 
-READER_POOL_SIZE = 4  # idle read sessions kept (PostgreSQL); more concurrent readers open and close their own
+READER_POOL_SIZE = 4  # idle read sessions kept; more concurrent readers open (and then close) their own
 HI_SQL = ("SELECT GREATEST(COALESCE((SELECT MAX(load_id) FROM ods_iot_batch_di), 0), "
           "COALESCE((SELECT MAX(load_id) FROM meta_etl_dirty_day), 0))")
 
@@ -156,8 +156,7 @@ class Warehouse:
             return result
         finally:
             with self._reader_lock:
-                if ok and self.dialect == "postgres" and len(self._readers) < READER_POOL_SIZE \
-                        and not self._closed:
+                if ok and len(self._readers) < READER_POOL_SIZE and not self._closed:
                     self._readers.append(session)
                 else:
                     session.close()
