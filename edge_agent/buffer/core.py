@@ -130,6 +130,7 @@ class Core:
     series: SeriesCache = field(default_factory=SeriesCache)
     counts: RowCounts = field(default_factory=RowCounts)
     back_pressure: bool = False
+    lock_fd: int = -1  # flock on <path>.lock, released on close
 
     @asynccontextmanager
     async def txn(self, what: str) -> AsyncIterator[aiosqlite.Connection]:

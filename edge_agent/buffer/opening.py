@@ -14,6 +14,7 @@ the buffer commits a whole burst of messages at once.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -52,6 +53,9 @@ def check_file(path: Path) -> None:
     if str(path) == ":memory:" or not str(path):
         raise BufferNotWal(str(path) or "''", "memory")
     if not path.exists():
+        if _size(wal_path(path)):
+            raise BufferCorrupt(str(path), f"the database file is missing but its WAL {wal_path(path)} "
+                                f"({_size(wal_path(path))} bytes) exists", RECOVER_HINT)
         return
     if path.is_dir():
         raise BufferCorrupt(str(path), "it is a directory, not a file")
@@ -133,6 +137,30 @@ async def connect(path: Path, config: BufferConfig) -> aiosqlite.Connection:
         raise
     _LOGGER.debug("opened buffer %s (wal, synchronous=FULL)", path, extra={"path": str(path)})
     return db
+
+
+def acquire_lock(path: Path) -> int:
+    """Take ``<path>.lock`` (flock, exclusive, non-blocking) so only one Buffer uses the file.
+
+    Two writers would hand out clashing series ids; the kernel drops the lock when the process dies.
+    Returns the file descriptor to pass to :func:`release_lock`.
+    """
+    if str(path) == ":memory:" or not str(path):
+        raise BufferNotWal(str(path) or "''", "memory")
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise BufferError_(
+            f"{path}: the buffer is in use by another process or Buffer (lock {lock})") from exc
+    return fd
+
+
+def release_lock(fd: int) -> None:
+    if fd >= 0:
+        os.close(fd)  # closing the descriptor drops the flock
 
 
 def wal_bytes(path: Path) -> int:

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from edge_agent.buffer import budget, ingest, maintenance, outbox, schema
 from edge_agent.buffer.core import Clock, Core
 from edge_agent.buffer.errors import BufferCorrupt
-from edge_agent.buffer.opening import connect
+from edge_agent.buffer.opening import acquire_lock, connect, release_lock
 from edge_agent.buffer.records import (
     AggregateRow,
     BacklogStats,
@@ -102,20 +102,28 @@ class Buffer:
         cfg = config or BufferConfig()
         p = Path(path)
         report: RecoveryReport | None = None
-        finish_interrupted(p)
+        fd = acquire_lock(p)
         try:
-            core = await _open_core(p, cfg, clock)
-        except BufferCorrupt as exc:
-            if not recover:
-                raise
-            _LOGGER.error("%s; recovering", exc)
-            report = await salvage(p, exc.found, cfg, clock)
-            core = await _open_core(p, cfg, clock)
+            finish_interrupted(p)
+            try:
+                core = await _open_core(p, cfg, clock)
+            except BufferCorrupt as exc:
+                if not recover:
+                    raise
+                _LOGGER.error("%s; recovering", exc)
+                report = await salvage(p, exc.found, cfg, clock)
+                core = await _open_core(p, cfg, clock)
+        except BaseException:
+            release_lock(fd)
+            raise
+        core.lock_fd = fd
         return cls(core, report)
 
     async def close(self) -> None:
         async with self._core.lock:
             await self._core.db.close()
+            release_lock(self._core.lock_fd)
+            self._core.lock_fd = -1
 
     async def __aenter__(self) -> Buffer:
         return self

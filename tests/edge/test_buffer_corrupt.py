@@ -179,3 +179,19 @@ async def test_a_locked_file_is_refused_clearly(tmp_path: Path) -> None:
     finally:
         con.execute("ROLLBACK")
         con.close()
+
+
+async def test_only_one_buffer_may_use_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db"
+    async with await Buffer.open(path):
+        with pytest.raises(BufferError_, match="in use by another process"):
+            await Buffer.open(path)
+    async with await Buffer.open(path):  # released on close
+        pass
+
+
+async def test_a_wal_without_its_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db"
+    (tmp_path / "buffer.db-wal").write_bytes(b"\0" * 4096)
+    with pytest.raises(BufferCorrupt, match="database file is missing but its WAL"):
+        await Buffer.open(path)
