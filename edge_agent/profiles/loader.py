@@ -233,6 +233,8 @@ def load_directory(
             continue
         report.profiles.append(profile)
         report.files[file] = profile
+    if wanted is not None:  # unreadable files outside the selection are not reported as files
+        report.files = {f: r for f, r in report.files.items() if Path(f).resolve() in wanted}
     return report
 
 
