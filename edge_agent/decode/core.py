@@ -117,6 +117,7 @@ class _Decoder:
         "max_skew",
         "msg",
         "now",
+        "personal_topic",
         "profile",
         "profiles",
         "pseudo",
@@ -134,6 +135,7 @@ class _Decoder:
         self.received = msg.received_ms
         self.profile: Profile | None = None
         self.cand: Candidate | None = None
+        self.personal_topic = False  # some candidate profile of the topic declares personal data
         self.device: str | None = None
         self.doc: Any = MISSING
 
@@ -145,7 +147,7 @@ class _Decoder:
         msg = self.msg
         if p is not None and p.personal:
             msg = self.redacted()
-        elif personal:
+        elif personal or self.personal_topic:
             msg = _with_payload(
                 msg, f"[redacted: {len(msg.payload)} bytes on a topic with personal data]".encode()
             )
@@ -231,6 +233,7 @@ class _Decoder:
                     Reason.NO_PROFILE, f"topic {topic[:200]!r} is excluded by {ref} ({pattern!r})"
                 )
             return self.quarantine(Reason.NO_PROFILE, f"no profile's topic pattern matches {topic[:200]!r}")
+        self.personal_topic = any(c.profile.personal for c in tm.candidates)
         sized = [i for i, c in enumerate(tm.candidates) if size <= c.profile.max_payload_bytes]
         if not sized:
             p = tm.candidates[0].profile
@@ -259,8 +262,7 @@ class _Decoder:
             assert first_error is not None
             p, err = first_error
             self.profile = p if len(sized) == 1 else None
-            personal = any(tm.candidates[i].profile.personal for i in sized)
-            return self.quarantine(err.reason, f"{p.format}: {err.detail}", personal=personal)
+            return self.quarantine(err.reason, f"{p.format}: {err.detail}")
 
         if ps.device_map:
             for i in ok:
