@@ -131,9 +131,10 @@ async def scan_readings(core: Core, after_id: int, limit: int, priority: int | N
         f"SELECT id, series, ts_ms, value, quality FROM readings WHERE {where} ORDER BY id LIMIT ?",
         (*params, limit))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 5
-    sids = {int(str(s)) for s in cols[1]}
+    r_series = np.array(cols[1], dtype=np.uint32)
+    sids: list[int] = np.unique(r_series).tolist()
     return ReadingChunk(
-        r_id=np.array(cols[0], dtype=np.int64), r_series=np.array(cols[1], dtype=np.uint32),
+        r_id=np.array(cols[0], dtype=np.int64), r_series=r_series,
         r_ts_ms=np.array(cols[2], dtype=np.int64), r_value=np.array(cols[3], dtype=np.float64),
         r_quality=np.array(cols[4], dtype=np.uint16), series={s: core.series.key(s) for s in sids},
     )

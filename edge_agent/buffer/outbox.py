@@ -48,17 +48,19 @@ async def take_unbatched(core: Core, max_readings: int, max_events: int) -> Pend
     ) if max_events > 0 else []
     rc: list[Sequence[object]] = list(zip(*r, strict=True)) if r else [()] * 7
     ec: list[Sequence[object]] = list(zip(*e, strict=True)) if e else [()] * 6
-    sids = {int(str(s)) for s in (*rc[1], *ec[1])}
+    r_series = np.array(rc[1], dtype=np.uint32)
+    e_series = np.array(ec[1], dtype=np.uint32)
+    sids: list[int] = np.unique(np.concatenate((r_series, e_series))).tolist()
     return Pending(
         r_id=np.array(rc[0], dtype=np.int64),
-        r_series=np.array(rc[1], dtype=np.uint32),
+        r_series=r_series,
         r_ts_ms=np.array(rc[2], dtype=np.int64),
         r_value=np.array(rc[3], dtype=np.float64),  # NULL (a NaN that SQLite stored as NULL) → NaN
         r_quality=np.array(rc[4], dtype=np.uint16),
         r_priority=np.array(rc[5], dtype=np.uint8),
         r_version=np.array(rc[6], dtype=np.uint16),
         e_id=np.array(ec[0], dtype=np.int64),
-        e_series=np.array(ec[1], dtype=np.uint32),
+        e_series=e_series,
         e_ts_ms=np.array(ec[2], dtype=np.int64),
         e_quality=np.array(ec[4], dtype=np.uint16),
         e_priority=np.array(ec[5], dtype=np.uint8),
@@ -225,6 +227,13 @@ async def _retire(core: Core, seq: int, status: int, reason: str, rows_to: State
             "SELECT seq, priority, created_ms, n_readings, n_events, size, crc, body, "
             "?, ?, ? FROM batches WHERE seq = ?", (status, reason, core.clock(), seq))
         await db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        if rows_to == State.NEW:
+            # damaged: which rows were in this piece of a split group is unknown, so all of the group's
+            # rows go back to the outbox now and the sibling pieces are detached (their rows may be
+            # uploaded twice; the cloud de-duplicates; none is lost)
+            for (sib,) in await core.fetchall("SELECT seq FROM batches WHERE grp = ?", (grp,)):
+                await db.execute("INSERT INTO batch_groups(id, r_runs, e_runs) VALUES (?, x'', x'')", (sib,))
+                await db.execute("UPDATE batches SET grp = seq WHERE seq = ?", (sib,))
         await _finish_group(core, grp, rows_to)
         await core.add_counters({"dead_lettered.batches": 1, "dead_lettered.readings": nr,
                                  "dead_lettered.events": ne})

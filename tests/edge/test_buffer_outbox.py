@@ -191,3 +191,19 @@ async def test_damaged_body_is_never_served(buf: Buffer) -> None:
     assert "checksum" in dl.reason
     # its rows go back to the outbox to be batched again
     assert (await buf.take_unbatched(100, 0)).n_readings == 20
+
+
+async def test_a_damaged_piece_of_a_split_batch_requeues_the_whole_group(buf: Buffer) -> None:
+    await buf.commit_burst(burst(0, 8))
+    seq, _ = await cut(buf, 40)
+    s1, s2 = await buf.next_seqs(2)
+    await buf.replace_batch(seq, [BatchPart(s1, b"half 1", 20, 0), BatchPart(s2, b"half 2", 20, 0)])
+    con = sqlite3.connect(str(buf.path))
+    con.execute("UPDATE batches SET body = ? WHERE seq = ?", (b"rot", s1))
+    con.commit()
+    con.close()
+    assert [b.seq for b in await buf.next_batches(5)] == [s2]  # the damaged half is never served
+    assert (await buf.take_unbatched(100, 0)).n_readings == 40  # every row of the group is re-queued
+    assert await buf.mark_sent(s2)  # the intact half, sent: its rows were re-queued, so nothing changes
+    assert scalar(buf.path, "SELECT count(*) FROM readings WHERE state = 0") == 40
+    assert (await buf.backlog()).readings_by_state == (await buf.backlog(exact=True)).readings_by_state
