@@ -112,7 +112,12 @@ def test_quarantined_personal_messages_are_redacted(profiles: ProfileSet) -> Non
     pseudo = Pseudonymizer({"p1": bytes.fromhex(K1)}, "p1")
     no_host = json.loads(_swipe())
     del no_host["hostname"]
-    for payload in (json.dumps(no_host).encode(), _swipe()[:-5]):  # missing device id; truncated JSON
+    oversized = _swipe(pad="x" * 5000)
+    for payload in (
+        json.dumps(no_host).encode(),
+        _swipe()[:-5],
+        oversized,
+    ):  # no device id; truncated; too big
         r = decode(Message("/rfid/send", payload, NOW), profiles, now_ms=NOW, pseudonymizer=pseudo)
         assert r.quarantine is not None
         assert CARD not in repr(r), r
