@@ -56,6 +56,14 @@ _FIELD_CODES: dict[str, tuple[str, int]] = {
 }
 
 
+# Timestamp defaults of formats that define where the time is: line protocol's trailing integer is in
+# nanoseconds unless the writer says otherwise; SenML times are seconds, below 2**28 relative to now.
+FORMAT_TIMESTAMPS = {
+    "influx": s.TimestampModel(path="time", unit="ns"),
+    "senml": s.TimestampModel(path="t", unit="s", relative_below=2**28),
+}
+
+
 def loc_text(loc: Loc) -> str:
     """``("metrics", 2, "unit")`` -> ``metrics[2].unit``."""
     out = ""
@@ -304,8 +312,10 @@ def compile_profile(
     if match_device:
         ident.add(("device", tuple(sorted(src.match.device))))
 
-    # -- timestamp
+    # -- timestamp (formats with a standard time field default to it)
     ts = src.timestamp
+    if "timestamp" not in src.model_fields_set and fmt in FORMAT_TIMESTAMPS:
+        ts = FORMAT_TIMESTAMPS[fmt]
     ts_paths: tuple[Steps, ...] = ()
     if ts.unit != "receive":
         if ts.path is None:

@@ -333,3 +333,31 @@ def test_unexpected_exceptions_become_decoder_bug(
     assert r.quarantine.reason == Reason.DECODER_BUG
     assert "RuntimeError: boom" in r.quarantine.detail
     assert "decoder bug" in caplog.text
+
+
+def test_line_protocol_timestamps_default_to_nanoseconds(tmp_path: Path, profiles_dir: Path) -> None:
+    ps = _root_with(
+        tmp_path,
+        profiles_dir,
+        "lp.yaml",
+        """
+id: t.lp
+version: 1
+vendor: T
+model: M
+ecosystem: test
+domain: public
+source:
+  topic: "lp/{device}"
+  format: influx
+metrics:
+  - {name: co2, path: fields.co2}
+""",
+    )
+    r = decode(
+        Message("lp/d1", f"air co2=600i {NOW * 1_000_000}\nair co2=610i".encode(), NOW + 5), ps, now_ms=NOW
+    )
+    assert [(x.value, x.ts_ms, x.quality) for x in r.readings] == [
+        (600.0, NOW, 0),
+        (610.0, NOW + 5, Quality.RECEIVE_TIME),
+    ]
