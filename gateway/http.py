@@ -9,12 +9,14 @@ add memory and start-up time on small hardware. Handlers are plain callables ret
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 _LOGGER = logging.getLogger(__name__)
 
-Handler = Callable[[], tuple[int, str, bytes]]
+Response = tuple[int, str, bytes]
+Handler = Callable[[], Response | Awaitable[Response]]
 MAX_REQUEST_HEAD = 8192  # bytes; longer request heads are refused (431)
 READ_TIMEOUT_S = 5.0  # a client that sends nothing for this long is dropped
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large",
@@ -41,7 +43,7 @@ class LocalHttpServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
-            status, ctype, body = self._dispatch(head)
+            status, ctype, body = await self._dispatch(head)
         except (asyncio.LimitOverrunError, ValueError):
             status, ctype, body = 431, "text/plain", b"request head too large\n"
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
@@ -59,7 +61,7 @@ class LocalHttpServer:
         finally:
             writer.close()
 
-    def _dispatch(self, head: bytes) -> tuple[int, str, bytes]:
+    async def _dispatch(self, head: bytes) -> Response:
         line = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = line.split(" ")
         if len(parts) != 3:
@@ -71,7 +73,8 @@ class LocalHttpServer:
         if handler is None:
             return 404, "text/plain", ("not found; try " + " ".join(sorted(self._routes)) + "\n").encode()
         try:
-            return handler()
+            result = handler()
+            return await result if inspect.isawaitable(result) else result
         except Exception:
             _LOGGER.exception("handler for %s failed", target)
             return 500, "text/plain", b"internal error (see the gateway log)\n"

@@ -1,0 +1,152 @@
+"""Run the real edge daemon (``campus-edge run``) as a subprocess against a real broker and cloud API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support.procs import free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_gateway_config(tmp: Path, *, broker_port: int, api_url: str, token: str, gateway: str = "gw-a",
+                         extra: str = "") -> Path:
+    state = tmp / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "gateway.token").write_text(token)
+    key = state / "campus.key"
+    key.write_text("k1 " + "ab" * 32 + "\n")
+    key.chmod(0o600)
+    http_port = free_port()
+    cfg = tmp / "edge.toml"
+    cfg.write_text(f"""
+[gateway]
+id = "{gateway}"
+campus = "test-campus"
+state_dir = "{state}"
+profiles_dir = "{ROOT / 'device_profiles'}"
+
+[mqtt]
+port = {broker_port}
+client_id = "edge-{gateway}"
+topics = ["zigbee2mqtt/#", "tele/#", "application/#", "v3/#", "campus/#"]
+
+[upload]
+url = "{api_url}"
+batch_max_age_s = 0.5
+
+[heartbeat]
+interval_s = 1
+
+[http]
+listen = "127.0.0.1:{http_port}"
+{extra}
+""")
+    return cfg
+
+
+class EdgeProcess:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.config, self.log_path, self.env = config, log, env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        text = config.read_text()
+        self.http = "http://" + text.split('listen = "')[1].split('"')[0]
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
+                                     stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+        log.close()
+        port = int(self.http.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"campus-edge exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                wait_port(port, timeout=0.5)
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"campus-edge did not listen on {port}:\n{self.log()[-3000:]}")
+
+    def status(self) -> dict:
+        return httpx.get(self.http + "/status", timeout=5).json()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def edge_process(config: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
+    edge = EdgeProcess(config, log, env)
+    edge.start()
+    try:
+        yield edge
+    finally:
+        with contextlib.suppress(Exception):
+            edge.stop()
+        if edge.proc and edge.proc.poll() is None:
+            edge.proc.kill()
+
+
+class Publisher:
+    """QoS 1 publisher of Zigbee2MQTT temperature/humidity messages with unique timestamps (the ledger)."""
+
+    def __init__(self, port: int, devices: int = 20) -> None:
+        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{port}")
+        self.client.max_inflight_messages_set(200)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.devices = devices
+        self.base_ms = int(time.time() * 1000)
+        self.sent: list[tuple[str, int]] = []
+
+    def publish(self, n: int, *, pace_s: float = 0.0, stop: threading.Event | None = None) -> None:
+        start = len(self.sent)
+        for i in range(start, start + n):
+            if stop is not None and stop.is_set():
+                return
+            dev = f"room-{i % self.devices:03d}"
+            ts = self.base_ms + i
+            body = orjson.dumps({"temperature": 20 + (i % 100) / 10, "humidity": 45.5, "last_seen": ts})
+            self.client.publish(f"zigbee2mqtt/{dev}", body, qos=1).wait_for_publish(30)
+            self.sent.append((dev, ts))
+            if pace_s:
+                time.sleep(pace_s)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
