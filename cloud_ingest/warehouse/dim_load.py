@@ -8,7 +8,7 @@ load time (decommissioned), its history kept.
 
 Re-conformance: when a device's placements or role change (or it is new), its DWD rows already processed
 are rebuilt from ODS with the new dimension rows (same code path as the DWD transform) and the campus days
-they touch, before and after, are recorded in ``meta_etl_dirty_day`` with a fresh change id, so the next
+they touch, before and after, are recorded in ``meta_etl_dirty_day_log`` with a fresh change id, so the next
 transform run recomputes those DWS/ADS days. Changed campus/building/room attributes mark every day of
 that campus that has data.
 """
@@ -199,7 +199,7 @@ def apply_registry(session: Session, reg: Registry, now_ms: int) -> RegistryRepo
                 "SELECT DISTINCT dt FROM dws_iot_device_1d WHERE campus_id = ?", (campus,)))
     if dirty:
         change_id = int(session.fetch_one_value("SELECT nextval('meta_etl_load_id_seq')"))
-        insert_rows(session, "meta_etl_dirty_day", ("load_id", "campus_id", "dt", "reason_text"),
+        insert_rows(session, "meta_etl_dirty_day_log", ("load_id", "campus_id", "dt", "reason_text"),
                     [(change_id, c, d, f"registry {reg.file}") for c, d in sorted(dirty)])
 
     cal = reg.calendar

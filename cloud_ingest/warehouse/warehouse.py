@@ -32,7 +32,7 @@ _LOGGER = logging.getLogger(__name__)
 
 READER_POOL_SIZE = 4  # idle read sessions kept; more concurrent readers open (and then close) their own
 HI_SQL = ("SELECT GREATEST(COALESCE((SELECT MAX(load_id) FROM ods_iot_batch_di), 0), "
-          "COALESCE((SELECT MAX(load_id) FROM meta_etl_dirty_day), 0))")
+          "COALESCE((SELECT MAX(load_id) FROM meta_etl_dirty_day_log), 0))")
 
 
 def _now_ms() -> int:
@@ -51,15 +51,16 @@ def ensure_schema(session: Session, dialect: str, now_ms: int) -> None:
             if int(have) > version:
                 raise SchemaError(f"the database has warehouse schema v{have}, newer than this program's "
                                   f"v{version}: upgrade the program")
-            if int(have) == version:
-                return
-        for stmt in ddl.render(dialect):
+        else:
+            have = 0
+        for stmt in ddl.render(dialect):  # idempotent (IF NOT EXISTS): also adds tables new in this version
             session.execute(stmt)
         if not session.fetch_one_value("SELECT COUNT(*) FROM dim_iot_metric"):
             write_dictionary(session, load_dictionary())  # DWD can route by process before a registry load
-        session.execute("INSERT INTO meta_pub_schema_log (schema_ver, applied_ms) VALUES (?, ?)",
-                        (version, now_ms))
-        _LOGGER.info("warehouse schema v%s applied", version)
+        if int(have) < version:
+            session.execute("INSERT INTO meta_pub_schema_log (schema_ver, applied_ms) VALUES (?, ?)",
+                            (version, now_ms))
+            _LOGGER.info("warehouse schema v%s applied", version)
 
 
 class Warehouse:

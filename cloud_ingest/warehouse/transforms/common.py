@@ -1,7 +1,7 @@
 """Helpers for DWS/ADS transforms: the set of campus days touched by a change range, and replacing them.
 
 Summaries are recomputed per *campus day*: a change (new DWD rows with ``load_id`` in ``(lo, hi]``, or a
-``meta_etl_dirty_day`` record from a registry re-conformance) marks its (campus_id, dt); the transform
+``meta_etl_dirty_day_log`` record from a registry re-conformance) marks its (campus_id, dt); the transform
 deletes those days from its output and recomputes them from the full finer-grained table. Late and
 out-of-order data therefore lands in the right day, and recomputing a day twice gives the same rows.
 """
@@ -22,7 +22,7 @@ def touched_days(ctx: Context, sources: Sequence[str]) -> set[tuple[str, dt.date
     """(campus_id, dt) of rows of ``sources`` with load_id in (lo, hi], plus dirty days in that range."""
     s = ctx.session
     keys: set[tuple[str, dt.date]] = set()
-    for table in (*sources, "meta_etl_dirty_day"):
+    for table in (*sources, "meta_etl_dirty_day_log"):
         rows = s.fetchall(f"SELECT DISTINCT campus_id, dt FROM {table} "
                           "WHERE load_id > ? AND load_id <= ? AND campus_id IS NOT NULL", (ctx.lo, ctx.hi))
         keys.update((str(c), d) for c, d in rows)
