@@ -20,7 +20,7 @@ profiles), :mod:`.faults`, :mod:`.simulator`, :mod:`.publisher` (paho-mqtt QoS 1
 from gateway.simulator.campus import Campus, Room, RoomType, build_campus
 from gateway.simulator.faults import FAULT_KINDS, FaultRates, FaultRecord, FaultSpecError
 from gateway.simulator.model import EventTruth, SimMessage, Truth, WaveTruth
-from gateway.simulator.publisher import Publisher, PublisherSettings, PublishError
+from gateway.simulator.publisher import Publisher, PublishError, PublisherSettings
 from gateway.simulator.simulator import Simulator
 
 __all__ = [

@@ -13,6 +13,7 @@ makes CO2 and corridor noise rise and fall at lesson changes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -66,6 +67,7 @@ BUILDING_NAMES = ("A", "B", "C", "D", "E", "F", "G", "H")
 ROOMS_PER_BUILDING = 24
 
 
+@functools.lru_cache(maxsize=1 << 16)  # calibrations, daily/hourly weather: the same keys again and again
 def unit_noise(*key: object) -> float:
     """A deterministic pseudo-random number in [0, 1) for a key (stable across runs and processes)."""
     digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import orjson
 from gateway.simulator import catalog
 from gateway.simulator.faults import FAULT_KINDS, FaultRates, FaultSpecError
 from gateway.simulator.ledger import Ledger
-from gateway.simulator.publisher import Publisher, PublisherSettings, PublishError
+from gateway.simulator.publisher import Publisher, PublishError, PublisherSettings
 from gateway.simulator.runner import FileSink, Progress, open_output, run
 from gateway.simulator.simulator import DEFAULT_PROFILES, Simulator
 
@@ -84,7 +84,7 @@ def parse_start(text: str | None) -> int:
     except ValueError:
         raise ValueError(f"start: {text!r} is not an ISO 8601 date-time") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 
@@ -161,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ledger is not None:
             ledger.close(sim.summary())
         return 130
+    if report is not None:
+        report(final)
     summary = sim.summary()
     summary["run"] = {**publish_stats, "elapsed_s": round(final.elapsed_s, 3), "rate": round(final.rate, 1),
                       "max_lag_s": round(final.max_lag_s, 3)}
@@ -176,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _progress(p: Progress) -> None:
-    sim_time = datetime.fromtimestamp(p.sim_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    sim_time = datetime.fromtimestamp(p.sim_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
     lag = f", {p.lag_s:.1f}s behind" if p.lag_s > 0.5 else ""
     sys.stderr.write(f"campus-sim: {p.sent} messages in {p.elapsed_s:.0f}s ({p.rate:.0f}/s), "
                      f"simulated {sim_time} UTC{lag}\n")

@@ -157,7 +157,7 @@ def sense_plug(d: Device, s: RoomSnapshot, campus_clock: tuple[int, int, float],
 def counter(d: Device, name: str, raw: float, start_span: float, wrap: float | None) -> float:
     """A cumulative register: seeded start reading + ``raw`` since start, minus resets, modulo ``wrap``."""
     start = d.state.setdefault(f"{name}_start", start_span * unit_noise(d.seed, d.id, name))
-    value = start + raw - d.state.get(f"{name}_reset_base", 0.0)
+    value = float(start + raw - d.state.get(f"{name}_reset_base", 0.0))
     if wrap is not None:
         value %= wrap
     d.state[f"{name}_last"] = value

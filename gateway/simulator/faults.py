@@ -58,7 +58,7 @@ class FaultRates:
             raise FaultSpecError(f"faults: the rates add up to {self.total():g}, more than {MAX_RATE}")
 
     def total(self) -> float:
-        return sum(getattr(self, k) for k in FAULT_KINDS)
+        return float(sum(getattr(self, k) for k in FAULT_KINDS))
 
     def as_dict(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in FAULT_KINDS}
@@ -167,7 +167,7 @@ class FaultInjector:
 
     def skew_ms(self) -> int:
         hours = self.rng.uniform(*SKEW_HOURS)
-        return int(round(hours * 3_600_000)) * (1 if self.rng.random() < 0.5 else -1)
+        return round(hours * 3_600_000) * (1 if self.rng.random() < 0.5 else -1)
 
     def malformed_variant(self, json_like: bool) -> str:
         variants = MALFORMED_VARIANTS if json_like else MALFORMED_VARIANTS[:2]

@@ -116,4 +116,5 @@ def next_swipe(d: Device, campus: Campus, after_ms: int, until_ms: int) -> int |
         if t >= until_ms:
             return None
         if d.rng.random() * lam_max < swipe_intensity(campus, d.room, int(t)) * scale:
-            return max(int(t) // 1000 * 1000, after_ms + 1000)
+            at = max(-(-int(t) // 1000) * 1000, after_ms + 1000)  # esp-rfid 'time' is whole seconds
+            return at if at < until_ms else None

@@ -15,7 +15,8 @@ Models, deliberately simple but with the right shapes:
   windows open, low at night); solved exactly per 60 s step with ``N`` held constant. A 45-person
   lesson drives a 220 m³ classroom from ~450 ppm to ~1500 ppm in 45 minutes; it decays after the lesson.
 - **Indoor temperature** relaxes (τ = 1.5 h) towards an HVAC setpoint in school hours (20.5 °C heating,
-  25.5 °C cooling) or towards a mix of outdoor and building-mass temperature at night, plus up to +3 °C from a full room.
+  25.5 °C cooling) or towards a mix of outdoor and building-mass temperature at night, plus up to
+  +3 °C from a full room.
 - **Humidity** keeps the outdoor vapour pressure plus moisture from occupants; PM2.5 indoors is a
   fraction of outdoors plus resuspension by occupants and cooking in canteens.
 - **Electricity**: a base load per room type, lights when occupied and dark, per-person plug loads,
@@ -113,8 +114,8 @@ def outdoor_humidity(campus: Campus, ts_ms: int) -> float:
 
 def outdoor_pm25(campus: Campus, ts_ms: int) -> float:
     local = campus.local_seconds(ts_ms)
-    level = 35.0 * math.exp(0.6 * _smooth_daily(campus.seed, local, "pm") + 0.25 * _smooth_hourly(campus.seed, local, "pmh"))
-    return level
+    daily = _smooth_daily(campus.seed, local, "pm")
+    return 35.0 * math.exp(0.6 * daily + 0.25 * _smooth_hourly(campus.seed, local, "pmh"))
 
 
 def daylight(campus: Campus, ts_ms: int) -> float:
@@ -122,7 +123,8 @@ def daylight(campus: Campus, ts_ms: int) -> float:
     hour = (campus.local_seconds(ts_ms) % DAY_S) / 3600.0
     if not 6.0 <= hour <= 18.5:
         return 0.0
-    return math.sin(math.pi * (hour - 6.0) / 12.5) * (0.75 + 0.25 * _smooth_daily(campus.seed, campus.local_seconds(ts_ms), "sun"))
+    clouds = _smooth_daily(campus.seed, campus.local_seconds(ts_ms), "sun")
+    return math.sin(math.pi * (hour - 6.0) / 12.5) * (0.75 + 0.25 * clouds)
 
 
 def saturation_vapour_hpa(temp_c: float) -> float:
@@ -216,8 +218,8 @@ class RoomModel:
         if self._lesson(ts_ms):
             p += PROJECTOR_W
         if kind is RoomType.CANTEEN:
-            meals = (math.exp(-0.5 * ((minute - 6.9 * 60) / 30) ** 2) + math.exp(-0.5 * ((minute - 11.4 * 60) / 40) ** 2)
-                     + math.exp(-0.5 * ((minute - 17.1 * 60) / 40) ** 2))
+            meals = sum(math.exp(-0.5 * ((minute - centre * 60) / width) ** 2)
+                        for centre, width in ((6.9, 30), (11.4, 40), (17.1, 40)))
             p += KITCHEN_PEAK_W * min(1.0, meals)
         if kind is RoomType.PLANT and pump_running(self.campus, ts_ms):
             p += PUMP_W

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
 from gateway.simulator.model import EventTruth, Expected, Truth, WaveTruth
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ VIBRATION_N = 512
 def _start_span(d: Device, name: str, span: float, wrap: float) -> float:
     """A meter's reading when the simulation starts: mostly anywhere in ``span``, sometimes just below ``wrap``."""
     if unit_noise(d.seed, d.id, name, "near") < NEAR_WRAP_SHARE:
-        d.state.setdefault(f"{name}_start", wrap - 5 - 200 * unit_noise(d.seed, d.id, name, "gap"))
+        d.state.setdefault(f"{name}_start", wrap - 1 - 40 * unit_noise(d.seed, d.id, name, "gap"))
     return span
 
 

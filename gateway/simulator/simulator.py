@@ -114,7 +114,7 @@ class Simulator:
     def _first_time(self, d: Device, t: int, after: int) -> int:
         dtype = self.types[d.type_name]
         if dtype.event_driven:
-            d.state["next_hb"] = t
+            d.state["next_hb"] = self._quantise(dtype, t)
             return self._next_event(d, after)
         return self._quantise(dtype, t)
 
@@ -134,7 +134,7 @@ class Simulator:
         dtype = self.types[d.type_name]
         if dtype.event_driven:
             if not d.state["swipe_now"]:
-                d.state["next_hb"] = t + max(1000, round(d.state["heartbeat_s"] * 1000))
+                d.state["next_hb"] = t + max(1000, self._quantise(dtype, round(d.state["heartbeat_s"] * 1000)))
             self._push(i, self._next_event(d, t))
             return
         # keep the unrounded schedule: rounding each step to the format's resolution would bias the rate
@@ -228,7 +228,7 @@ class Simulator:
         kinds = ["gaps", "duplicates", "malformed"]
         if dtype.clock:
             kinds.append("skew")
-        if dtype.counters:
+        if dtype.counters and not swipe:  # a swipe message shows no counter: reset at a heartbeat
             kinds.append("resets")
         if dtype.spikes and not swipe:
             kinds.append("spikes")

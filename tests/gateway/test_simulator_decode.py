@@ -16,8 +16,8 @@ import pytest
 
 from edge_agent.decode import decode
 from edge_agent.model import DecodeResult, Message, Quality, Reason
-from edge_agent.profiles import ProfileSet
 from edge_agent.privacy import Pseudonymizer
+from edge_agent.profiles import ProfileSet
 from gateway.simulator import EventTruth, FaultRates, SimMessage, Simulator, Truth, WaveTruth
 from gateway.simulator.catalog import TYPES
 
