@@ -203,7 +203,10 @@ class DuckDBEngine(Engine):
             # Small row groups: a batch of >= ROW_GROUP_SIZE readings is written compressed straight to the
             # file at commit ("optimistic write") instead of row by row through the WAL: 3-5x faster landing.
             quoted = path.replace("'", "''")
-            self._root.execute(f"ATTACH '{quoted}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+            try:
+                self._root.execute(f"ATTACH '{quoted}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+            except duckdb.BinderException:  # DuckDB < 1.2 has no ROW_GROUP_SIZE option: default groups
+                self._root.execute(f"ATTACH '{quoted}' AS {CATALOG}")
             self._root.execute(f"USE {CATALOG}")
             # No file access from SQL (read_csv, COPY TO, ATTACH): data only enters through the warehouse.
             self._root.execute("SET enable_external_access = false")

@@ -41,10 +41,16 @@ def duckdb_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine_url(request: pytest.FixtureRequest) -> str:
-    """The URL of an empty warehouse database on each engine in turn."""
+def engine(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty warehouse database on each engine in turn (duckdb, then postgres)."""
     name = "duckdb_url" if request.param == "duckdb" else "pg_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def engine_url(engine: str) -> str:
+    """Alias of ``engine`` (same parametrisation)."""
+    return engine
 
 
 @pytest.fixture
