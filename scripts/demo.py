@@ -212,7 +212,8 @@ def main() -> int:
                 procs.stop(sim)
         sim_summary = {}
         with contextlib.suppress(Exception):
-            sim_summary = json.loads(slog.read_text().strip().splitlines()[-1])
+            text = slog.read_text()
+            sim_summary = json.loads(text[max(text.find("{\n"), 0):])  # the JSON summary closes the log
 
         say("6/7 draining: waiting for the edge backlog to reach the warehouse")
         deadline = time.monotonic() + 120
