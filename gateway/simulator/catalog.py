@@ -115,6 +115,12 @@ def _senml_name(idx: int, room: Room, seed: int) -> tuple[str, dict[str, str]]:
     return f"urn:dev:mac:{mac}", {"bn": f"urn:dev:mac:{mac}:", "topic": f"{room.id}/env-{idx:04d}"}
 
 
+def _senml_meter_name(idx: int, room: Room, seed: int) -> tuple[str, dict[str, str]]:
+    mac = _hex(seed, idx, "mac", 16)
+    topic = f"building-{room.building}/main-meter-{idx:04d}"
+    return f"urn:dev:mac:{mac}", {"bn": f"urn:dev:mac:{mac}:", "topic": topic}
+
+
 def _influx_home_name(idx: int, room: Room, seed: int) -> tuple[str, dict[str, str]]:
     tag = f"{room.id} climate {idx:04d}"  # a tag value with spaces: escaped in line protocol
     return tag, {"room_tag": tag, "host": f"rpi-{room.id.lower()}"}
@@ -193,6 +199,8 @@ TYPES: tuple[DeviceType, ...] = (
                out_of_range={"co2": U16, "temperature_air": S16_TENTH}),
     DeviceType("senml_env", "senml", "senml.generic", formats.senml_env, "env", TEACHING, 0.04, 60, _senml_name,
                clock=True, spikes=_ENV_SPIKES, out_of_range={}),
+    DeviceType("senml_meter", "senml", "senml.generic", formats.senml_meter, "building_meter", (R.PLANT,), 0.02,
+               60, _senml_meter_name, clock=True, counters=("energy_active_total",), spikes=("power_active",)),
     DeviceType("influx_home", "influx", "influx.room_climate", formats.influx_home, "env",
                (R.OFFICE, R.CANTEEN, R.LIBRARY), 0.03, 60, _influx_home_name, clock=True, resolution_ms=1000,
                spikes=("temperature_air",), out_of_range={"co": ANY}),

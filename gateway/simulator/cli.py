@@ -27,6 +27,7 @@ from gateway.simulator.runner import FileSink, Progress, open_output, run
 from gateway.simulator.simulator import DEFAULT_PROFILES, Simulator
 
 _LOGGER = logging.getLogger(__name__)
+SKEW_WARN_MS = 300_000  # the edge agent's default clock-skew tolerance
 PASSWORD_ENV = "CAMPUS_SIM_MQTT_PASSWORD"  # never on the command line (visible in ps)
 
 EPILOG = f"""\
@@ -34,6 +35,7 @@ examples:
   campus-sim --broker 127.0.0.1:1883 --devices 300 --rate 200 --duration 60
   campus-sim --mix z2m,lorawan --faults gaps=0.01,malformed=0.01 --ledger run.jsonl
   campus-sim --time-scale 1440 --start 2024-09-02T06:00:00+08:00 --duration 60   # a school day a minute
+  campus-sim --time-scale 600 --stamp wall --duration 600   # live demo into an edge agent: 100 h of campus
   campus-sim --dry-run --out traffic.jsonl --count 10000 --seed 7
 
 fault kinds: {", ".join(FAULT_KINDS)} (per-message probabilities)
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="simulated seconds per real second, e.g. 1440 for a day per minute (default 1)")
     p.add_argument("--start", default=None, help="simulated start time, ISO 8601 (default: now)")
+    p.add_argument("--stamp", choices=("simulated", "wall"), default="simulated",
+                   help="device timestamps: simulated time (default), or the real send time, so that an edge "
+                        "agent's clock-skew check accepts a --time-scale or --start demo")
     p.add_argument("--dry-run", action="store_true", help="do not publish: write topic+payload lines (see --out)")
     p.add_argument("--out", default=None, help="with --dry-run: output file, '-' for stdout (default '-')")
     p.add_argument("--qos", type=int, choices=(0, 1, 2), default=1, help="publish QoS (default %(default)s)")
@@ -117,13 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 window=args.window, username=args.username, password=os.environ.get(PASSWORD_ENV),
                 tls_ca_file=args.tls_ca)
         sim = Simulator.build(args.devices, seed=args.seed, mix=args.mix, faults=faults, start_ms=start_ms,
-                              rate=args.rate, time_scale=args.time_scale, profiles_dir=args.profiles)
+                              rate=args.rate, time_scale=args.time_scale, profiles_dir=args.profiles,
+                              wall_stamps=args.stamp == "wall")
     except (ValueError, FaultSpecError) as exc:
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"campus-sim: error: {exc}\n")
         return 2
+    if not args.dry_run and args.stamp == "simulated" and (
+        args.time_scale != 1 or abs(start_ms - time.time() * 1000) > SKEW_WARN_MS
+    ):
+        _LOGGER.warning("device timestamps follow simulated time, not the wall clock: an edge agent will flag "
+                        "them as clock skew (use --stamp wall for a live demo)")
     until_ms = start_ms + int(args.duration * args.time_scale * 1000) if args.duration > 0 else None
-    header = {"seed": args.seed, "start_ms": start_ms, "devices": args.devices, "rate": args.rate,
+    header = {"seed": args.seed, "start_ms": start_ms, "stamp": args.stamp, "devices": args.devices, "rate": args.rate,
               "time_scale": args.time_scale, "mix": args.mix, "faults": faults.as_dict()}
     ledger = Ledger(args.ledger, header) if args.ledger else None
     report = None if args.quiet else _progress

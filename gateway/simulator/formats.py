@@ -18,6 +18,7 @@ renderer                    topic                                             pr
 ``shelly_plug``             ``<id>/events/rpc``, ``<id>/status/switch:0``     shelly.plus_pm_switch
 ``shelly_ht``               ``<id>/events/rpc`` (NotifyFullStatus)            shelly.generic_rpc
 ``senml_env``               ``senml/<name>``                                  senml.generic
+``senml_meter``             ``senml/<name>`` (energy as sum ``s``)            senml.generic
 ``influx_home``             ``telegraf/<host>/home`` (precision s)            influx.room_climate
 ``influx_env``              ``telegraf/<host>/sensors`` (precision ns)        influx.generic
 ``csv_logger``              ``campus/logger/<id>/csv``                        campus.climate_logger_csv
@@ -276,6 +277,19 @@ def senml_env(d: Device, v: dict[str, float], c: Ctx) -> Rendered:
         {"n": "illuminance", "u": "lx", "v": o.v("illuminance", round(v["illuminance"]))},
         {"n": "co2", "u": "ppm", "v": o.v("co2", round(v["co2"]))},
         {"n": "battery", "u": "%EL", "v": o.v("battery_level", round(v["battery_level"]))},
+    ]
+    return Rendered(f"senml/{d.names['topic']}", dumps(pack), o.result())
+
+
+def senml_meter(d: Device, v: dict[str, Any], c: Ctx) -> Rendered:
+    """A building's three-phase main electricity meter as SenML: energy register as a sum ``s`` in kWh."""
+    o = Out(d.id, c.ts_ms, c.bad)
+    pack = [
+        {"bn": d.names["bn"], "bt": c.clock_ms / 1000, "n": "energy", "u": "kWh",
+         "s": o.v("energy_active_total", _r(v["energy_active_total"], 3))},
+        {"n": "power", "u": "W", "v": o.v("power_active", round(v["power_active"]))},
+        {"n": "voltage", "u": "V", "v": o.v("voltage", _r(v["voltage"], 1))},
+        {"n": "current", "u": "A", "v": o.v("current", _r(v["current"], 2))},
     ]
     return Rendered(f"senml/{d.names['topic']}", dumps(pack), o.result())
 

@@ -67,7 +67,7 @@ class SimMessage:
     device_type: str
     ecosystem: str
     profile: str  # id of the shipped profile the message is meant for
-    ts_ms: int  # simulated time the message is sent (the receive time a test should use)
+    ts_ms: int  # when the message is sent: simulated time, or real time with wall stamps (= receive time)
     fault: str | None = None
     detail: str = ""
 

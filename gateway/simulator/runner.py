@@ -75,7 +75,7 @@ def run(
     sent = 0
     lag = max_lag = 0.0
     seen_records = len(sim.ledger)
-    scale = sim.time_scale
+    scale = 1.0 if sim.wall_stamps else sim.time_scale  # wall stamps are already real send times
     for msg in sim.messages(n=count, until_ms=until_ms):
         if pace:
             due = t0 + (msg.ts_ms - sim.start_ms) / 1000.0 / scale

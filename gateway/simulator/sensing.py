@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.simulator.campus import Campus, RoomType, unit_noise
@@ -35,8 +36,13 @@ def _start_span(d: Device, name: str, span: float, wrap: float) -> float:
     return span
 
 
-def sense(d: Device, campus: Campus, room: RoomModel, ts_ms: int, sensing: str) -> tuple[dict[str, Any], list[str]]:
-    """Values of device ``d`` at ``ts_ms`` and the registers that rolled over since its last report."""
+def sense(
+    d: Device, campus: Campus, room: RoomModel, ts_ms: int, sensing: str, building: Sequence[RoomModel] = (),
+) -> tuple[dict[str, Any], list[str]]:
+    """Values of device ``d`` at ``ts_ms`` and the registers that rolled over since its last report.
+
+    ``building`` lists the room models of the device's building (for a building's main meter).
+    """
     snap = room.snapshot(ts_ms)
     rollovers: list[str] = []
     if sensing == "env":
@@ -52,6 +58,13 @@ def sense(d: Device, campus: Campus, room: RoomModel, ts_ms: int, sensing: str) 
         v = sense_plug(d, snap, local_clock(campus, ts_ms), pump_running(campus, ts_ms))
         v.update(sense_radio(d))
         return v, rollovers
+    if sensing == "building_meter":  # three-phase main meter: the sum of the building's rooms
+        snaps = [r.snapshot(ts_ms) for r in building] or [snap]
+        power = sum(s.power_w for s in snaps)
+        energy = counter(d, "main_kwh", sum(s.energy_kwh for s in snaps), 5e5, None)
+        volts = 230.0 + d.cal("v", 3.0) + d.noise(0.3)
+        return {"energy_active_total": energy, "power_active": power + d.noise(5.0), "voltage": volts,
+                "current": power / (3 * volts * 0.95)}, rollovers
     if sensing == "water":
         span = _start_span(d, "water_l", 2e6, U32)
         litres = _register(d, "water_l", snap.water_m3 * 1000.0, span, U32, rollovers)

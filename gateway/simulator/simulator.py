@@ -53,6 +53,7 @@ class Simulator:
         rate: float = 200.0,
         time_scale: float = 1.0,
         limits: Limits | None = None,
+        wall_stamps: bool = False,
     ) -> None:
         self.campus = campus
         self.devices = list(devices)
@@ -61,6 +62,7 @@ class Simulator:
         self.start_ms = start_ms
         self.rate = rate
         self.time_scale = time_scale
+        self.wall_stamps = wall_stamps  # stamp messages with send time, not simulated time (live demos)
         self.types: dict[str, DeviceType] = {t.name: t for t in catalog.TYPES}
         self.limits = limits or Limits.load(DEFAULT_PROFILES)
         self.injector = FaultInjector(self.rates, seed)
@@ -80,6 +82,7 @@ class Simulator:
         self._counts: dict[str, int] = {}
         self._heap: list[tuple[int, int]] = []
         self._pending: deque[SimMessage] = deque()
+        self._buildings: dict[str, list[RoomModel]] = {}
         for i, d in enumerate(self.devices):
             first = start_ms + int(d.rng.random() * d.interval_s * 1000)
             d.state["ideal_ms"] = float(first)
@@ -97,6 +100,7 @@ class Simulator:
         rate: float = 200.0,
         time_scale: float = 1.0,
         profiles_dir: Path | None = None,
+        wall_stamps: bool = False,
     ) -> Simulator:
         """A campus sized for ``devices`` devices of the ``mix`` (see :func:`catalog.select`)."""
         types = catalog.select(mix)
@@ -105,7 +109,7 @@ class Simulator:
         rates = FaultRates.parse(faults) if isinstance(faults, str) else faults
         limits = Limits.load(profiles_dir or DEFAULT_PROFILES)
         return cls(campus, fleet, seed=seed, faults=rates, start_ms=start_ms, rate=rate, time_scale=time_scale,
-                   limits=limits)
+                   limits=limits, wall_stamps=wall_stamps)
 
     # ----------------------------------------------------------------------------- scheduling
     def _push(self, i: int, t: int) -> None:
@@ -181,7 +185,7 @@ class Simulator:
             length = inj.start_gap(d.id)
             self._sense(d, t, dtype)
             self.suppressed += 1
-            self._fault("gaps", d, t, None, f"silent for {length} messages")
+            self._fault("gaps", d, self._stamp(dtype, t), None, f"silent for {length} messages")
             return []
         if kind == "resets":
             reset_counters(d)
@@ -193,7 +197,8 @@ class Simulator:
                 inj.owe(kind)
                 kind = None
         skew = inj.skew_ms() if kind == "skew" else 0
-        ctx = Ctx(ts_ms=t, clock_ms=t + skew, tz_offset_s=self.campus.tz_offset_s, count=count)
+        stamp = self._stamp(dtype, t)
+        ctx = Ctx(ts_ms=stamp, clock_ms=stamp + skew, tz_offset_s=self.campus.tz_offset_s, count=count)
         rendered = dtype.render(d, values, ctx)
         topic, payload, expected = rendered.topic, rendered.payload, rendered.expected
         if kind == "skew" and not rendered.has_clock:  # e.g. a Shelly status topic: no time to be wrong
@@ -219,10 +224,19 @@ class Simulator:
                 payload = inj.garbage(len(rendered.payload))
                 detail = f"garbage ({len(payload)} bytes)"
             expected = ()
-        out = [self._message(d, dtype, t, topic, payload, expected, kind if kind != "duplicates" else None, detail)]
+        out = [self._message(d, dtype, stamp, topic, payload, expected, kind if kind != "duplicates" else None,
+                             detail)]
         if kind == "duplicates":
-            out.append(self._message(d, dtype, t, topic, payload, expected, "duplicates", f"copy of seq {out[0].seq}"))
+            out.append(self._message(d, dtype, stamp, topic, payload, expected, "duplicates",
+                                     f"copy of seq {out[0].seq}"))
         return out
+
+    def _stamp(self, dtype: DeviceType, t: int) -> int:
+        """The time a message carries: simulated time, or with ``wall_stamps`` the real time it is sent."""
+        if not self.wall_stamps:
+            return t
+        real = self.start_ms + (t - self.start_ms) / self.time_scale
+        return int(real) // dtype.resolution_ms * dtype.resolution_ms
 
     def _applicable(self, dtype: DeviceType, swipe: bool) -> tuple[str, ...]:
         kinds = ["gaps", "duplicates", "malformed"]
@@ -237,11 +251,17 @@ class Simulator:
         return tuple(kinds)
 
     def _sense(self, d: Device, t: int, dtype: DeviceType) -> dict[str, Any]:
-        values, wrapped = sense(d, self.campus, self.rooms[d.room.id], t, dtype.sensing)
+        building = self._building(d.room.building) if dtype.sensing == "building_meter" else ()
+        values, wrapped = sense(d, self.campus, self.rooms[d.room.id], t, dtype.sensing, building)
         for name in wrapped:
             self.rollovers += 1
-            self.ledger.append(FaultRecord("rollover", d.id, t, None, f"register {name} wrapped"))
+            self.ledger.append(FaultRecord("rollover", d.id, self._stamp(dtype, t), None, f"register {name} wrapped"))
         return values
+
+    def _building(self, name: str) -> list[RoomModel]:
+        if name not in self._buildings:
+            self._buildings[name] = [self.rooms[r.id] for r in self.campus.rooms if r.building == name]
+        return self._buildings[name]
 
     def _corrupt_value(self, kind: str, dtype: DeviceType, values: dict[str, Any]) -> str | None:
         inj = self.injector
@@ -291,6 +311,8 @@ class Simulator:
             "rooms": len(self.campus.rooms),
             "simulated_from_ms": self.start_ms,
             "simulated_to_ms": self.now_ms,
+            "time_scale": self.time_scale,
+            "timestamps": "wall" if self.wall_stamps else "simulated",
             "by_ecosystem": dict(sorted(self.by_ecosystem.items())),
             "by_type": dict(sorted(self.by_type.items())),
             "by_profile": dict(sorted(self.by_profile.items())),

@@ -139,3 +139,14 @@ def test_malformed_variants_all_occur_and_are_quarantined(profiles: ProfileSet) 
             variants[m.detail.split(" ")[0].rstrip(":")] += 1
             assert _decode(m, profiles).quarantine is not None, (m.detail, m.payload[:200])
     assert set(variants) == {"truncated", "garbage", "wrong_type"}, variants
+
+
+def test_wall_stamps_follow_real_time_and_still_decode(profiles: ProfileSet) -> None:
+    # a live demo: simulated time runs 600x, but messages carry the real time they are sent at
+    sim = Simulator.build(150, seed=5, start_ms=START, rate=100, time_scale=600, wall_stamps=True)
+    msgs = list(sim.messages(1500))
+    assert msgs[0].ts_ms >= START
+    assert msgs[-1].ts_ms < START + 30_000  # ~15 s of real time at 100 msg/s
+    assert sim.now_ms > START + 2 * 3_600_000  # while the campus lived through hours
+    bad = [(m.device_type, p) for m in msgs for p in _problems(m, _decode(m, profiles), profiles)]
+    assert not bad, bad[:5]

@@ -92,8 +92,9 @@ def _series(sim: Simulator, n: int, metrics: set[str]) -> Series:
 
 def test_meters_only_go_backwards_at_injected_resets_or_rollovers() -> None:
     counters = {"energy_active_total", "water_volume_total", "people_in_total", "people_out_total", "uptime"}
+    mix = "tasmota,shelly,z2m_plug,cs_vs133,cs_vs133_raw,rfid,senml_meter"
     sim = Simulator.build(300, seed=9, start_ms=MONDAY + 7 * HOUR, rate=300, time_scale=600,
-                          faults=FaultRates(resets=0.02), mix="tasmota,shelly,z2m_plug,cs_vs133,cs_vs133_raw,rfid")
+                          faults=FaultRates(resets=0.02), mix=mix)
     series = _series(sim, 8000, counters)
     rolled = {r.device for r in sim.ledger if r.kind == "rollover"}
     drops = resets = 0
