@@ -126,12 +126,15 @@ class DuckDBSession(Session):
 
         self._con = con
         self._errors: tuple[type[BaseException], ...] = (duckdb.Error,)
+        self._conflicts: tuple[type[BaseException], ...] = (duckdb.TransactionException,
+                                                           duckdb.ConstraintException)
 
     def _run(self, sql: str, params: Params) -> Any:
         try:
             return self._con.execute(sql, list(params)) if params else self._con.execute(sql)
         except self._errors as exc:
-            raise EngineError(f"duckdb: {exc} (in: {' '.join(sql.split())[:300]})") from exc
+            raise EngineError(f"duckdb: {exc} (in: {' '.join(sql.split())[:300]})",
+                              conflict=isinstance(exc, self._conflicts)) from exc
 
     def execute(self, sql: str, params: Params = ()) -> None:
         self._run(sql, params)

@@ -45,4 +45,12 @@ class TransformError(WarehouseError):
 
 
 class EngineError(WarehouseError):
-    """The database engine refused a statement or the connection failed (driver error as ``__cause__``)."""
+    """The database engine refused a statement or the connection failed (driver error as ``__cause__``).
+
+    ``conflict`` is True when the engine aborted the transaction because a concurrent one wrote the same key
+    (DuckDB's optimistic concurrency): retrying the whole transaction is the right answer.
+    """
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        self.conflict = conflict
+        super().__init__(message)

@@ -1,9 +1,10 @@
 """The warehouse facade: land batches, run transforms, load the registry, answer read-only queries.
 
-Threads: ``land_batch`` and ``run_transforms`` may be called from different threads. Landing uses its own
-session under a writer lock (DuckDB has one writer process; PostgreSQL replicas coordinate through the
-database: unique (gateway, seq) and advisory locks, see ``adapter``). Transform runs and registry loads
-use a second session under a run lock. ``query`` borrows a read session from a small pool.
+Threads: every method may be called from any thread. Up to ``LAND_SESSIONS`` batches land at once, each on
+its own session (DuckDB appends from several connections of one process in parallel; PostgreSQL replicas
+coordinate through the database: unique (gateway, seq) and advisory locks, see ``adapter``). Landings hold a
+shared lock that a transform run's watermark snapshot takes exclusively. Transform runs and registry loads
+use one more session under a run lock. ``query`` borrows a read session from a small pool.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from cloud_ingest.warehouse import ddl
 from cloud_ingest.warehouse.adapter import Engine, Params, Session, open_engine
 from cloud_ingest.warehouse.dictionary import load_dictionary
 from cloud_ingest.warehouse.dim_load import RegistryReport, apply_registry, write_dictionary
-from cloud_ingest.warehouse.errors import SchemaError, WarehouseError
+from cloud_ingest.warehouse.errors import EngineError, SchemaError, WarehouseError
 from cloud_ingest.warehouse.landing import LandResult, land_batch
 from cloud_ingest.warehouse.registry import Registry, load_registry_file
+from cloud_ingest.warehouse.rwlock import SharedExclusiveLock
 from cloud_ingest.warehouse.schema import load_schema
 from cloud_ingest.warehouse.transforms import ALL as ALL_TRANSFORMS
 from cloud_ingest.warehouse.transforms import runner
@@ -31,6 +33,10 @@ from edge_agent.wire import Batch
 _LOGGER = logging.getLogger(__name__)
 
 READER_POOL_SIZE = 4  # idle read sessions kept; more concurrent readers open (and then close) their own
+# Concurrent landings (one session each); more callers wait. 4 covers the API's worker threads on 2-4 cores
+# without idling the CPU; beyond the core count it only adds contention.
+LAND_SESSIONS = 4
+LAND_RETRIES = 5  # DuckDB: a concurrent upload of the same (gateway, seq) aborts one commit; retry it
 HI_SQL = ("SELECT GREATEST(COALESCE((SELECT MAX(load_id) FROM ods_iot_batch_di), 0), "
           "COALESCE((SELECT MAX(load_id) FROM meta_etl_dirty_day_log), 0))")
 
@@ -71,17 +77,17 @@ class Warehouse:
         self.dialect = engine.dialect
         self.url = engine.url
         self._clock = clock_ms
-        self._write_lock = threading.Lock()
+        self._landing = SharedExclusiveLock()
+        self._land_slots = threading.BoundedSemaphore(LAND_SESSIONS)
         self._run_lock = threading.Lock()
-        self._reader_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._readers: list[Session] = []
+        self._landers: list[Session] = []
         self._closed = False
-        self._land = engine.session()
         self._etl = engine.session()
         try:
             ensure_schema(self._etl, self.dialect, clock_ms())
         except BaseException:
-            self._land.close()
             self._etl.close()
             raise
 
@@ -91,11 +97,43 @@ class Warehouse:
         """Store ``batch`` in ODS, idempotently on (gateway, seq); durably committed when it returns.
 
         ``stored``: new; ``duplicate``: same (gateway, seq) and checksum already stored, nothing written;
-        ``conflict``: same (gateway, seq) with another checksum, nothing written. Thread-safe.
+        ``conflict``: same (gateway, seq) with another checksum, nothing written. Thread-safe; up to
+        ``LAND_SESSIONS`` calls proceed in parallel.
         """
-        with self._write_lock:
+        with self._land_slots:
             self._check_open()
-            return land_batch(self._land, batch, body_checksum=body_checksum, received_ms=received_ms)
+            session = self._borrow(self._landers)
+            ok = False
+            try:
+                for attempt in range(LAND_RETRIES):
+                    try:
+                        with self._landing.shared():
+                            result = land_batch(session, batch, body_checksum=body_checksum,
+                                                received_ms=received_ms)
+                        ok = True
+                        return result
+                    except EngineError as exc:
+                        if not exc.conflict or attempt == LAND_RETRIES - 1:
+                            raise
+                        _LOGGER.info("batch %s/%s: concurrent commit conflict, retrying", batch.gateway,
+                                     batch.seq)
+                        time.sleep(0.002 * (attempt + 1))
+                raise AssertionError("unreachable")  # pragma: no cover
+            finally:
+                self._give_back(self._landers, session, ok, LAND_SESSIONS)
+
+    def _borrow(self, pool: list[Session]) -> Session:
+        with self._pool_lock:
+            if pool:
+                return pool.pop()
+        return self.engine.session()
+
+    def _give_back(self, pool: list[Session], session: Session, ok: bool, limit: int) -> None:
+        with self._pool_lock:
+            if ok and len(pool) < limit and not self._closed:
+                pool.append(session)
+                return
+        session.close()
 
     # ----------------------------------------------------------------------------------------- transforms
 
@@ -109,7 +147,7 @@ class Warehouse:
 
     def snapshot_hi(self, session: Session) -> int:
         """The highest change id such that every id up to it is committed (watermark protocol)."""
-        with self._write_lock, session.transaction():
+        with self._landing.exclusive(), session.transaction():
             session.snapshot_guard()
             return int(session.fetch_one_value(HI_SQL) or 0)
 
@@ -125,7 +163,7 @@ class Warehouse:
 
     def load_registry(self, registry: Registry) -> RegistryReport:
         """Write a validated registry to the DIM tables and re-conform moved devices (one transaction)."""
-        with self.maintenance() as session, self._write_lock, session.transaction():
+        with self.maintenance() as session, self._landing.shared(), session.transaction():
             session.landing_guard()  # the dirty-day change id follows the watermark protocol
             return apply_registry(session, registry, self._clock())
 
@@ -146,21 +184,14 @@ class Warehouse:
         PostgreSQL: the statement runs in a READ ONLY transaction) and ``EngineError`` for bad SQL.
         """
         self._check_open()
-        with self._reader_lock:
-            session = self._readers.pop() if self._readers else None
-        if session is None:
-            session = self.engine.session(read_only=True)
+        session = self._borrow(self._readers)
         ok = False
         try:
             result = session.read_only_table(sql, params)
             ok = True
             return result
         finally:
-            with self._reader_lock:
-                if ok and len(self._readers) < READER_POOL_SIZE and not self._closed:
-                    self._readers.append(session)
-                else:
-                    session.close()
+            self._give_back(self._readers, session, ok, READER_POOL_SIZE)
 
     # -------------------------------------------------------------------------------------------- closing
 
@@ -170,15 +201,15 @@ class Warehouse:
 
     def close(self) -> None:
         """Close every session and the database (idempotent)."""
-        with self._write_lock, self._run_lock:
+        with self._run_lock, self._landing.exclusive():
             if self._closed:
                 return
-            self._closed = True
-            with self._reader_lock:
-                for s in self._readers:
+            with self._pool_lock:
+                self._closed = True
+                for s in (*self._readers, *self._landers):
                     s.close()
                 self._readers.clear()
-            self._land.close()
+                self._landers.clear()
             self._etl.close()
             self.engine.close()
 

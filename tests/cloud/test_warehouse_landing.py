@@ -75,6 +75,26 @@ def test_land_batch_is_thread_safe(warehouse: Warehouse) -> None:
     assert _count(warehouse, "ods_iot_reading_di") == 40 * 50
 
 
+def test_same_batch_from_many_threads_at_once(warehouse: Warehouse) -> None:
+    """All threads start together so their transactions overlap: one stores, the rest see duplicates (the
+    DuckDB commit conflict is retried), a different body with the same seq is a conflict."""
+    (b, c), = _batches(1)
+    start = threading.Barrier(6)
+
+    def go(checksum: str) -> str:
+        start.wait()
+        return warehouse.land_batch(b, body_checksum=checksum, received_ms=1).status
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(go, [c] * 5 + ["0" * 64]))
+    assert statuses[:5].count("stored") + (statuses[5] == "stored") == 1
+    if statuses[5] == "stored":
+        assert statuses[:5] == ["conflict"] * 5
+    else:
+        assert sorted(statuses) == ["conflict", "duplicate", "duplicate", "duplicate", "duplicate", "stored"]
+    assert _count(warehouse, "ods_iot_reading_di") == 50
+
+
 @pytest.mark.postgres
 def test_several_ingest_replicas_on_one_postgres(pg_url: str) -> None:
     """Four replicas land the same batches concurrently while two of them also run transforms: every batch is
