@@ -34,6 +34,7 @@ from edge_agent.outbox import Drainer, cut_batches
 from edge_agent.privacy import Pseudonymizer
 from edge_agent.profiles import ProfileSet
 from edge_agent.upload import Timeouts, Uploader
+from edge_agent.windowing import WindowJob
 from gateway.config import GatewayConfig, load_config
 from gateway.devices import DeviceTracker
 from gateway.http import LocalHttpServer
@@ -47,6 +48,7 @@ STOP_TIMEOUT_S = 20.0  # graceful stop must finish within this (systemd TimeoutS
 PIPELINE_STALL_S = 15.0  # messages waiting this long with no commit: the pipeline is stalled
 RETENTION_EVERY_S = 300.0
 STATUS_EVERY_S = 2.0
+WINDOW_EVERY_S = 5.0  # how often final windows are computed (latency of aggregates on top of the lateness)
 
 
 class Daemon:
@@ -88,6 +90,10 @@ class Daemon:
                 if m.precision:
                     precision[m.name] = min(precision.get(m.name, m.precision), m.precision)
         self.profiles, self.pseudonymizer, self.precision = profiles, pseudo, precision
+        # raw readings of aggregate-only profiles stay on the gateway (only their windows are uploaded)
+        self.local_profiles = frozenset(p.ref for p in profiles if p.reduction.mode == "aggregate")
+        if hasattr(self, "windows"):
+            self.windows.reset()
 
     def _decode(self, message: Message) -> DecodeResult:
         return decode(message, self.profiles, now_ms=int(self.clock() * 1000),
@@ -105,6 +111,8 @@ class Daemon:
         self.uploader = Uploader(cfg.upload.url, cfg.gateway_id, cfg.upload.token,
                                  timeouts=Timeouts(total=cfg.upload.timeout_s), max_body=cfg.upload.max_body_bytes)
         self.drainer = Drainer(self.buffer, self.uploader, clock=self.clock)
+        self.windows = WindowJob(self.buffer, lambda: self.profiles, allowed_lateness_ms=cfg.allowed_lateness_ms,
+                                 clock=self.clock)
         self.status = StatusBuilder(self)
 
     # -- tasks and jobs -----------------------------------------------------------------------------
@@ -187,7 +195,8 @@ class Daemon:
         every = self.notifier.watchdog_interval_s or 5.0
         jobs: list[tuple[Callable[[], Any], float]] = [
             (self._cut, self.config.upload.batch_max_age_s), (self._heartbeat, self.config.heartbeat_interval_s),
-            (self._retention, RETENTION_EVERY_S), (self._watchdog, min(every, STATUS_EVERY_S))]
+            (self._retention, RETENTION_EVERY_S), (self.windows.run_once, WINDOW_EVERY_S),
+            (self._watchdog, min(every, STATUS_EVERY_S))]
         for fn, seconds in jobs:
             sched.add_job(fn, "interval", seconds=seconds, max_instances=1, coalesce=True,
                           misfire_grace_time=None, next_run_time=None if fn is self._retention else _now())
@@ -213,6 +222,7 @@ class Daemon:
         self.source.stop()  # from here nothing is acknowledged; the broker keeps the rest
         await self.supervisor.stop()
         with contextlib.suppress(Exception):
+            await self.windows.run_once()  # flush windows that are final
             await self._cut()
         await http.stop()
         await self.uploader.aclose()
@@ -232,7 +242,7 @@ class _TrackingStore:
 
     async def commit_burst(self, results: Any) -> Any:
         d = self._d
-        stats = await d.buffer.commit_burst(results)
+        stats = await d.buffer.commit_burst(results, local_profiles=d.local_profiles)
         d.devices.update(results, d.profiles)
         d.supervisor.beat("ingest")
         return stats
