@@ -94,9 +94,9 @@ def parse_start(text: str | None) -> int:
 
 
 def list_types() -> str:
-    rows = [f"{'type':<15} {'ecosystem':<12} {'share':>5} {'every':>6}  profile"]
+    rows = [f"{'type':<15} {'ecosystem':<12} {'share':>5} {'nominal':>7}  profile"]
     for t in catalog.TYPES:
-        rows.append(f"{t.name:<15} {t.ecosystem:<12} {t.share:>5.2f} {t.nominal_s:>5.0f}s  {t.profile}")
+        rows.append(f"{t.name:<15} {t.ecosystem:<12} {t.share:>5.2f} {t.nominal_s:>6.0f}s  {t.profile}")
     return "\n".join(rows)
 
 

@@ -26,7 +26,7 @@ from gateway.simulator.campus import Campus, build_campus
 from gateway.simulator.catalog import DeviceType
 from gateway.simulator.devices import Device, reset_counters
 from gateway.simulator.faults import FaultInjector, FaultRates, FaultRecord
-from gateway.simulator.fleet import assign_intervals, build_fleet, next_swipe, rooms_for
+from gateway.simulator.fleet import ROOMS_PER_DEVICE, assign_intervals, build_fleet, next_swipe, rooms_for
 from gateway.simulator.limits import Limits
 from gateway.simulator.model import SimMessage, Truth
 from gateway.simulator.physics import RoomModel
@@ -40,12 +40,17 @@ CARDS_PER_ROOM = 30  # synthetic card holders per room of the campus
 
 
 class Simulator:
-    """Generates campus traffic. Build with :meth:`build` or from a campus and devices."""
+    """Generates campus traffic. Build with :meth:`build`, or from a campus (and optionally its devices).
+
+    ``start_ms`` is the simulated clock's start (epoch ms); ``time_scale`` simulated seconds pass per
+    real second; ``rate`` is the total messages per real second the devices' intervals are sized for;
+    ``wall_stamps`` stamps messages with the real send time instead of simulated time.
+    """
 
     def __init__(
         self,
         campus: Campus,
-        devices: Sequence[Device],
+        devices: Sequence[Device] | None = None,
         *,
         seed: int = 0,
         faults: FaultRates | None = None,
@@ -56,6 +61,8 @@ class Simulator:
         wall_stamps: bool = False,
     ) -> None:
         self.campus = campus
+        if devices is None:  # about three devices per room, every type
+            devices = build_fleet(campus, catalog.TYPES, max(1, round(len(campus.rooms) / ROOMS_PER_DEVICE)), seed)
         self.devices = list(devices)
         self.seed = seed
         self.rates = faults or FaultRates()

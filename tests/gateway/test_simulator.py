@@ -133,3 +133,13 @@ def test_list_types(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert "zigbee2mqtt.tuya_ts0601_air_quality" in text
     assert "chirpstack.milesight_am300" in text
+
+
+def test_every_cli_option_is_documented(project_root: Path) -> None:
+    from gateway.simulator.cli import build_parser
+
+    doc = (project_root / "docs" / "simulator.md").read_text()
+    for action in build_parser()._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and option != "--help":
+                assert f"`{option}" in doc, f"{option} is not documented in docs/simulator.md"
