@@ -103,10 +103,9 @@ def sense_radio(d: Device) -> dict[str, float]:
 
 
 # -------------------------------------------------------------------------------------- electricity
-def appliance_power(d: Device, s: RoomSnapshot) -> float:
-    """Power (W) of the appliance behind a plug, by room type."""
+def appliance_power(d: Device, s: RoomSnapshot, weekday: int, minute: float, pump_on: bool) -> float:
+    """Power (W) of the appliance behind a plug, by room type (local ``weekday`` and ``minute`` of day)."""
     kind = d.room.type
-    _, weekday, minute = d.state["clock"]
     if kind in (RoomType.CLASSROOM, RoomType.GYM):
         return 265.0 + d.noise(4.0) if s.lesson else 6.0 + d.noise(0.3)  # projector / PC
     if kind is RoomType.LAB:  # fridge compressor: 40 % duty over a 40 min cycle
@@ -118,19 +117,14 @@ def appliance_power(d: Device, s: RoomSnapshot) -> float:
         cooking = any(abs(minute - m) < 45 for m in (6.8 * 60, 11.2 * 60, 16.9 * 60)) and weekday < 5
         return 1650.0 + d.noise(20.0) if cooking else 3.0
     if kind is RoomType.PLANT:
-        return 1100.0 + d.noise(15.0) if pump_running_for(d, s) else 2.0
+        return 1100.0 + d.noise(15.0) if pump_on else 2.0
     return 40.0 + 2.0 * s.people + d.noise(1.0)
-
-
-def pump_running_for(d: Device, s: RoomSnapshot) -> bool:
-    return bool(d.state.get("pump_running", True))
 
 
 def sense_plug(d: Device, s: RoomSnapshot, campus_clock: tuple[int, int, float], running: bool) -> dict[str, float]:
     """Appliance power, mains voltage/current and the plug's kWh register (integrated since start)."""
-    d.state["clock"] = campus_clock
-    d.state["pump_running"] = running
-    p = max(0.0, appliance_power(d, s))
+    _, weekday, minute = campus_clock
+    p = max(0.0, appliance_power(d, s, weekday, minute, running))
     volts = 230.0 + d.cal("v", 4.0) + 2.5 * math.sin(s.ts_ms / 3_600_000) + d.noise(0.4)
     pf = 0.95 if p > 100 else 0.6 if p > 5 else 0.3
     last_ts = d.state.get("plug_ts")

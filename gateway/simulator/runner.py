@@ -54,7 +54,7 @@ class Progress:
     rate: float  # messages per second since the start
     lag_s: float  # how far behind the simulated schedule the sink is now
     max_lag_s: float  # ... and at worst
-    sim_ms: int  # simulated time of the last message
+    sim_ms: int  # simulated time reached
 
 
 def run(
@@ -97,7 +97,7 @@ def run(
             now = monotonic()
             if now - last_report >= PROGRESS_EVERY_S:
                 last_report = now
-                progress(Progress(sent, now - t0, sent / max(now - t0, 1e-9), lag, max_lag, msg.ts_ms))
+                progress(Progress(sent, now - t0, sent / max(now - t0, 1e-9), lag, max_lag, sim.now_ms))
     if ledger is not None:
         for rec in sim.ledger[seen_records:]:
             if rec.seq is None:

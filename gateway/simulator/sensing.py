@@ -114,7 +114,6 @@ class CardPopulation:
             role = "Staff" if i % 12 == 0 else "Student"
             self.cards.append({"uid": f"{rng.getrandbits(32):08x}", "user": f"{role} {i:05d}", "access": access,
                                "known": True})
-        self.rng = rng
 
     def pick(self, rng: random.Random) -> dict[str, Any]:
         """A card presented at a reader: 3 % are unknown tags (access Denied)."""
