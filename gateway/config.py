@@ -61,6 +61,7 @@ class GatewayConfig:
     http_host: str
     http_port: int
     stall_after_s: float
+    pipeline_stall_s: float = 15.0
 
 
 class _Section:
@@ -183,7 +184,7 @@ def parse_config(raw: Mapping[str, Any], file: Path, *, require_secrets: bool = 
     )
     p = sect("privacy", {"key_file"})
     h = sect("heartbeat", {"interval_s", "silent_factor"})
-    w = sect("http", {"listen", "stall_after_s"})
+    w = sect("http", {"listen", "stall_after_s", "pipeline_stall_s"})
     listen = w.get("listen", str, "127.0.0.1:9108")
     host, _, port_s = listen.rpartition(":")
     if not host or not port_s.isdigit():
@@ -199,4 +200,5 @@ def parse_config(raw: Mapping[str, Any], file: Path, *, require_secrets: bool = 
         heartbeat_interval_s=h.positive("interval_s", float, 30.0),
         silent_factor=h.positive("silent_factor", float, 3.0),
         http_host=host, http_port=int(port_s), stall_after_s=w.positive("stall_after_s", float, 300.0),
+        pipeline_stall_s=w.positive("pipeline_stall_s", float, 15.0),
     )

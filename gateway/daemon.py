@@ -45,7 +45,6 @@ from gateway.supervisor import Supervisor
 _LOGGER = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 20.0  # graceful stop must finish within this (systemd TimeoutStopSec is 30)
-PIPELINE_STALL_S = 15.0  # messages waiting this long with no commit: the pipeline is stalled
 RETENTION_EVERY_S = 300.0
 STATUS_EVERY_S = 2.0
 WINDOW_EVERY_S = 5.0  # how often final windows are computed (latency of aggregates on top of the lateness)
@@ -53,11 +52,11 @@ WINDOW_EVERY_S = 5.0  # how often final windows are computed (latency of aggrega
 
 class Daemon:
     def __init__(self, config: GatewayConfig, *, notifier: Notifier | None = None,
-                 clock: Callable[[], float] = time.time, pipeline_stall_s: float = PIPELINE_STALL_S) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self.clock = clock
-        self.pipeline_stall_s = pipeline_stall_s
+        self.pipeline_stall_s = config.pipeline_stall_s
         self.stop_event = asyncio.Event()
         self.supervisor = Supervisor()
         self.devices = DeviceTracker(config.silent_factor)

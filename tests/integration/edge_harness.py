@@ -83,7 +83,7 @@ class EdgeProcess:
         raise TimeoutError(f"campus-edge did not listen on {port}:\n{self.log()[-3000:]}")
 
     def status(self) -> dict:
-        return httpx.get(self.http + "/status", timeout=5).json()
+        return httpx.get(self.http + "/status", timeout=20).json()
 
     def kill(self) -> None:
         assert self.proc is not None
