@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.mqtt import MqttSettings
@@ -62,6 +63,7 @@ class GatewayConfig:
     http_port: int
     stall_after_s: float
     pipeline_stall_s: float = 15.0
+    timezone: str = "UTC"
 
 
 class _Section:
@@ -128,7 +130,12 @@ def parse_config(raw: Mapping[str, Any], file: Path, *, require_secrets: bool = 
             raise ConfigError(f"{file}: {name}: must be a table")
         return _Section(file, name, data, allowed)
 
-    g = sect("gateway", {"id", "campus", "state_dir", "profiles_dir"})
+    g = sect("gateway", {"id", "campus", "state_dir", "profiles_dir", "timezone"})
+    timezone = g.get("timezone", str, "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        g.fail("timezone", f"{timezone!r} is not a known IANA time zone (e.g. 'Asia/Shanghai')")
     gateway_id = g.get("id", str, required=True)
     if not gateway_id or "/" in gateway_id or len(gateway_id) > 64:
         g.fail("id", f"{gateway_id!r} must be 1-64 characters without '/'")
@@ -200,5 +207,5 @@ def parse_config(raw: Mapping[str, Any], file: Path, *, require_secrets: bool = 
         heartbeat_interval_s=h.positive("interval_s", float, 30.0),
         silent_factor=h.positive("silent_factor", float, 3.0),
         http_host=host, http_port=int(port_s), stall_after_s=w.positive("stall_after_s", float, 300.0),
-        pipeline_stall_s=w.positive("pipeline_stall_s", float, 15.0),
+        pipeline_stall_s=w.positive("pipeline_stall_s", float, 15.0), timezone=timezone,
     )

@@ -79,7 +79,8 @@ class Daemon:
     # -- set-up -------------------------------------------------------------------------------------
 
     def _load_profiles(self) -> None:
-        profiles = ProfileSet.load(self.config.profiles_dir, device_map=self.config.device_map)
+        profiles = ProfileSet.load(self.config.profiles_dir, device_map=self.config.device_map,
+                                   timezone=self.config.timezone)
         pseudo = self.pseudonymizer
         if profiles.needs_pseudonymizer and pseudo is None:
             pseudo = Pseudonymizer.from_file(self.config.key_file)

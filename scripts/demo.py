@@ -107,6 +107,7 @@ def edge_config(out: Path, broker_port: int, api_port: int, http_port: int, toke
 [gateway]
 id = "{GATEWAY}"
 campus = "demo"
+timezone = "Asia/Shanghai"
 state_dir = "{state}"
 profiles_dir = "{ROOT / 'device_profiles'}"
 

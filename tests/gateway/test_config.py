@@ -35,6 +35,7 @@ def test_example_config_parses(tmp_path: Path) -> None:
     ('[gateway]\nid="g"\n[mqtt]\ntopics=["a/#/b"]\n', "invalid topic filter"),
     ('[gateway]\nid="g"\n', "upload.token_file: cannot read"),
     ("[gateway\n", "not valid TOML"),
+    ('[gateway]\nid="g"\ntimezone="Mars/Olympus"\n', "gateway.timezone: 'Mars/Olympus' is not a known IANA"),
 ])
 def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=r"edge\.toml") as exc:
