@@ -198,3 +198,11 @@ def format_report(report: NamingReport) -> str:
     lines.append(f"FAILED: {n} problem{'s' if n != 1 else ''}" if n else "OK: every name is built from "
                                                                          "registered roots")
     return "\n".join(lines) + "\n"
+
+
+def check_names(lib: RootLibrary | None = None, live: Sequence[LiveColumn] | None = None) -> NamingReport:
+    """Check every name of the project (schema, metric registry, profiles; a live warehouse's if given)."""
+    from cloud_ingest.governance.names import project_names
+    from cloud_ingest.governance.roots import load_roots
+
+    return check(lib or load_roots(), project_names(), live)
