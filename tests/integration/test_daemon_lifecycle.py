@@ -7,17 +7,20 @@ write lock to stall the pipeline for real.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.cloud.api_fixtures import GATEWAYS, api_on_warehouse, open_test_warehouse
+from tests.cloud.api_fixtures import GATEWAYS, OPERATOR_TOKEN, api_on_warehouse, open_test_warehouse
 from tests.integration.edge_harness import ROOT, Publisher, edge_process, wait_until, write_gateway_config
 from tests.support.procs import Broker
 
@@ -140,3 +143,20 @@ def test_silent_devices_are_reported(broker: Broker, api, tmp_path: Path) -> Non
         body = orjson.loads(orjson.dumps(edge.status()))
         assert body["devices"]["tracked"] == 3
         assert edge.stop() == 0
+
+
+def test_fleet_sees_a_gateway_go_silent(broker: Broker, api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def state() -> str:
+        out = subprocess.run([sys.executable, "-m", "cloud_ingest.cli", "fleet", "gw-a", "--url", api.url,
+                              "--json"], capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "CAMPUS_API_TOKEN": OPERATOR_TOKEN})
+        assert out.returncode == 0, out.stderr
+        return str(orjson.loads(out.stdout)["state"])
+
+    cfg = write_gateway_config(tmp_path, broker_port=broker.port, api_url=api.url, token=GATEWAYS["gw-a"])
+    with edge_process(cfg, tmp_path / "edge.log") as edge:  # heartbeat every 1 s
+        assert wait_until(lambda: state() == "online", 10)
+        edge.kill()
+        t0 = time.monotonic()
+        assert wait_until(lambda: state() == "offline", 10)
+        assert time.monotonic() - t0 <= 3 * 1 + 1.5  # visible within 3 intervals (+ polling slack)
