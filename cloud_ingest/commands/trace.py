@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from cloud_ingest.commands._warehouse_opts import add_warehouse_option, with_warehouse
+from cloud_ingest.governance.classification import ROLE_MAX_LEVEL
 from cloud_ingest.governance.errors import GovernanceError
 from cloud_ingest.governance.provenance import RowTrace, SummaryTrace, parse_keys, trace
 from cloud_ingest.warehouse import Warehouse
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sel.add_argument("--key", action="append", metavar="COLUMN=VALUE", help="column value (repeatable)")
     sel.add_argument("--row-id", metavar="ID", help="engine row id (DuckDB rowid, PostgreSQL ctid)")
     p.add_argument("--limit", type=int, default=20, help="at most this many rows (default 20)")
+    p.add_argument("--role", default="data_steward", choices=sorted(ROLE_MAX_LEVEL),
+                   help="show only values this role may read (docs/classification.md; default data_steward)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     p.set_defaults(func=run)
 
@@ -109,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     def act(wh: Warehouse) -> int:
         try:
-            traces = trace(wh, args.table, where=args.where, keys=keys, row_id=args.row_id, limit=args.limit)
+            traces = trace(wh, args.table, where=args.where, keys=keys, row_id=args.row_id, limit=args.limit,
+                           role=args.role)
         except GovernanceError as exc:
             sys.stderr.write(f"campus-cloud: {exc}\n")
             return 1

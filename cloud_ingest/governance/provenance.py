@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cloud_ingest.governance.classification import columns_hidden
 from cloud_ingest.governance.errors import TraceError
 from cloud_ingest.governance.lineage import LineageGraph, build_lineage
 from cloud_ingest.warehouse.schema import Schema, Table, load_schema
@@ -194,12 +195,32 @@ def trace_summary_row(wh: Any, table: Table, row: Mapping[str, Any], *, schema: 
     return SummaryTrace(table.name, dict(row), inputs)
 
 
+WITHHELD = "<withheld>"
+
+
+def _redact(schema: Schema, table: str, row: Mapping[str, Any], role: str) -> dict[str, Any]:
+    hidden = set(columns_hidden(role, table, schema=schema))
+    return {k: (WITHHELD if k in hidden and v is not None else v) for k, v in row.items()}
+
+
+def redact(t: RowTrace | SummaryTrace, role: str, schema: Schema | None = None) -> RowTrace | SummaryTrace:
+    """``t`` with every value ``role`` may not read (by column level) replaced by ``WITHHELD``."""
+    schema = schema or load_schema()
+    if isinstance(t, SummaryTrace):
+        return replace(t, row=_redact(schema, t.table, t.row, role))
+    return replace(t, row=_redact(schema, t.table, t.row, role),
+                   received=[_redact(schema, t.ods_table, r, role) for r in t.received],
+                   batch=_redact(schema, "ods_iot_batch_di", t.batch, role) if t.batch else None)
+
+
 def trace(wh: Any, table_name: str, *, where: str | None = None, keys: Mapping[str, Any] | None = None,
-          row_id: str | None = None, limit: int = 20,
+          row_id: str | None = None, limit: int = 20, role: str | None = None,
           schema: Schema | None = None) -> list[RowTrace | SummaryTrace]:
     """Trace the rows of ``table_name`` selected by ``where`` / ``keys`` / ``row_id``.
 
-    Raises ``TraceError`` for a table without provenance path (ODS, DIM, META) or when nothing matches.
+    With ``role``, values of columns above the role's classification level are withheld (the selection
+    itself may still use them). Raises ``TraceError`` for a table without provenance path (ODS, DIM,
+    META) or when nothing matches.
     """
     schema = schema or load_schema()
     try:
@@ -213,6 +234,9 @@ def trace(wh: Any, table_name: str, *, where: str | None = None, keys: Mapping[s
     if not rows:
         raise TraceError(f"{table_name}: no row matches")
     graph = build_lineage(schema=schema)
+    out: list[RowTrace | SummaryTrace]
     if all(c in table.column_names for c in LINEAGE_COLUMNS):
-        return [trace_dwd_row(wh, table, r, schema=schema, graph=graph) for r in rows]
-    return [trace_summary_row(wh, table, r, schema=schema, graph=graph) for r in rows]
+        out = [trace_dwd_row(wh, table, r, schema=schema, graph=graph) for r in rows]
+    else:
+        out = [trace_summary_row(wh, table, r, schema=schema, graph=graph) for r in rows]
+    return out if role is None else [redact(t, role, schema) for t in out]

@@ -65,6 +65,15 @@ def test_trace_acs_event_and_where_clause(duck_url: str, landed: edge_run.RunRes
     assert (tr.row["gateway_id"], tr.row["batch_seq"]) == _batch_of(landed, ts)[:2] == ("gw-teach", 3)
     assert tr.ods_table == "ods_iot_event_di"
     assert tr.received[0]["attrs_json"] == tr.row["attrs_json"]
+    assert str(tr.row["subject_pseudo"]).startswith("p1:")
+    wh = open_warehouse(duck_url)
+    try:
+        [seen] = trace(wh, "dwd_acs_event_di", where=f"device_id = 'rfid-t1' AND ts_ms = {ts}", role="analyst")
+    finally:
+        wh.close()
+    assert isinstance(seen, RowTrace)
+    assert seen.row["subject_pseudo"] == seen.row["attrs_json"] == seen.received[0]["attrs_json"] == "<withheld>"
+    assert seen.row["device_id"] == "rfid-t1"
 
 
 def test_trace_dws_row_through_its_dwd_inputs(duck_url: str, landed: edge_run.RunResult) -> None:
