@@ -189,8 +189,8 @@ class Daemon:
         http = LocalHttpServer(self.status.routes(), self.config.http_host, self.config.http_port)
         await http.start()
         self.source.start(loop, self.ingest.wake)
-        self.supervisor.start("ingest", lambda: self.ingest.run(self.stop_event))
-        self.supervisor.start("upload", self._drain_forever)
+        self.supervisor.start("ingest", lambda: self.ingest.run(self.stop_event), finished=self.stop_event.is_set)
+        self.supervisor.start("upload", self._drain_forever, finished=self.stop_event.is_set)
         sched = AsyncIOScheduler(event_loop=loop)
         every = self.notifier.watchdog_interval_s or 5.0
         jobs: list[tuple[Callable[[], Any], float]] = [

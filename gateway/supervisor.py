@@ -29,6 +29,7 @@ class TaskState:
     restarts: int = 0
     last_error: str | None = None
     last_beat: float = field(default_factory=time.monotonic)
+    finished: Callable[[], bool] = lambda: False
 
 
 class Supervisor:
@@ -37,9 +38,13 @@ class Supervisor:
         self._monotonic = monotonic
         self._stopping = False
 
-    def start(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        """Run ``factory()`` as task ``name`` and keep it running until :meth:`stop`."""
-        state = TaskState(name, factory, last_beat=self._monotonic())
+    def start(self, name: str, factory: Callable[[], Awaitable[None]], *,
+              finished: Callable[[], bool] = lambda: False) -> None:
+        """Run ``factory()`` as task ``name`` and keep it running until :meth:`stop`.
+
+        A task that returns while ``finished()`` is true ends quietly (e.g. on the daemon's stop event).
+        """
+        state = TaskState(name, factory, last_beat=self._monotonic(), finished=finished)
         self._tasks[name] = state
         state.task = asyncio.create_task(self._keep_running(state), name=name)
 
@@ -66,7 +71,7 @@ class Supervisor:
             started = self._monotonic()
             try:
                 await state.factory()
-                if self._stopping:
+                if self._stopping or state.finished():
                     return
                 _LOGGER.warning("task %s returned unexpectedly; restarting", state.name)
             except asyncio.CancelledError:

@@ -91,7 +91,9 @@ def mosquitto_conf(out: Path, port: int) -> Path:
     (out / "mosquitto").mkdir(exist_ok=True)
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                     f"persistence_location {out / 'mosquitto'}/\nmax_inflight_messages 1000\n"
-                    "max_queued_messages 1000000\nlog_type error\n")
+                    "max_queued_messages 1000000\nlog_type error\n"
+                    # as root, mosquitto would switch to user 'mosquitto' and fail to write persistence here
+                    + ("user root\n" if os.geteuid() == 0 else ""))
     return conf
 
 

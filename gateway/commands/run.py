@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
+    for noisy in ("apscheduler", "httpx"):  # one line per job run / request: only with -vv
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

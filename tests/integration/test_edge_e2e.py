@@ -92,3 +92,20 @@ def test_sigkill_mid_stream_loses_nothing(broker: Broker, cloud, tmp_path: Path)
         _, keys = wh.query("SELECT device_id, ts_ms FROM ods_iot_reading_di WHERE metric_code='temperature_air'", ())
         assert {(d, int(ts)) for d, ts in keys} == set(pub.sent)
     assert kills == 3
+
+
+def test_broker_restart_mid_stream(broker: Broker, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    api, wh = cloud
+    cfg = write_gateway_config(tmp_path, broker_port=broker.port, api_url=api.url, token=GATEWAYS["gw-a"])
+    with edge_process(cfg, tmp_path / "edge.log") as edge:
+        assert wait_until(lambda: edge.status()["mqtt"]["connected"], 15)
+        pub = Publisher(broker.port)
+        pub.publish(300)
+        pub.close()
+        broker.restart()  # persistence on: the agent's session and its queue survive
+        pub = Publisher(broker.port)
+        pub.client.reconnect_delay_set(1, 2)
+        pub.publish(300)  # published while the agent may still be reconnecting: queued for its session
+        pub.close()
+        assert wait_until(lambda: landed(wh)[1] == 600, 60), (landed(wh), edge.log()[-3000:])
+        assert edge.status()["mqtt"]["connects"] >= 2

@@ -59,6 +59,9 @@ class Broker:
             "log_type error\n"
             "log_type warning\n"
             f"log_dest file {self.workdir}/mosquitto.log\n"
+            # Started as root, mosquitto drops to user 'mosquitto', which cannot write persistence into a
+            # private temp dir: the broker would silently lose sessions on restart. Stay root in tests.
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
