@@ -21,8 +21,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Every warehouse table and column name and every canonical metric and "
                                    "event name must be built from the registered word roots "
                                    "(cloud_ingest/governance/word_roots.yaml).")
-    p.add_argument("--roots", type=Path, default=None, metavar="FILE",
-                   help="word-root library to use (default: the packaged word_roots.yaml)")
     acts = p.add_subparsers(dest="naming_action", metavar="ACTION", required=True)
 
     c = acts.add_parser("check", help="check every name; exit 1 on any problem",
@@ -39,14 +37,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="profile root (default: the repository's device_profiles/)")
     c.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     c.set_defaults(func=run_check)
+    _roots_option(c)
 
     e = acts.add_parser("explain", help="split names into roots with their Chinese and English names")
     e.add_argument("names", nargs="+", metavar="NAME")
     e.set_defaults(func=run_explain)
+    _roots_option(e)
 
     d = acts.add_parser("docs", help="render the library as Markdown (docs/word-roots.md)")
     d.add_argument("--out", type=Path, default=None, metavar="PATH", help="write here instead of stdout")
     d.set_defaults(func=run_docs)
+    _roots_option(d)
+
+
+def _roots_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--roots", type=Path, default=None, metavar="FILE",
+                   help="word-root library to use (default: the packaged word_roots.yaml)")
 
 
 def _library(args: argparse.Namespace) -> RootLibrary | None:

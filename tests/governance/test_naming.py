@@ -77,7 +77,7 @@ def _write_lib(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
 def test_cli_check_fails_when_a_used_root_is_unregistered(tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     lib = _write_lib(tmp_path, lambda raw: raw.update(roots=[r for r in raw["roots"] if r["root"] != "seat"]))
-    assert main(["naming", "--roots", str(lib), "check"]) == 1
+    assert main(["naming", "check", "--roots", str(lib)]) == 1
     out = capsys.readouterr().out
     assert "ERROR column seat_cnt: unknown token 'seat'" in out
     assert "ads_occ_room_util_1d" in out  # the table the column came from
