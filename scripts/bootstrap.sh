@@ -9,6 +9,7 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)  # lineage pictures (PNG/SVG via Graphviz)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
