@@ -11,41 +11,21 @@ The warehouse URL comes from ``--warehouse`` or the ``CAMPUS_WAREHOUSE_URL`` env
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
-import pkgutil
 import sys
 from collections.abc import Sequence
 
 from cloud_ingest import commands
+from gateway.cli import command_line, run_command_line
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="campus-cloud",
-        description="Campus cloud ingest: warehouse transforms, registry, read-only SQL, schema, API server.",
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if callable(register):
-            register(sub)
-    return parser
+    return command_line(
+        "campus-cloud", "Campus cloud ingest: warehouse transforms, registry, read-only SQL, schema, API server.",
+        commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
+    return run_command_line(build_parser(), argv)
 
 
 if __name__ == "__main__":

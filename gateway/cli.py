@@ -13,25 +13,27 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from gateway import commands
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="campus-edge",
-        description="Campus edge gateway: collect, validate, reduce, buffer and upload sensor data.",
-    )
+def command_line(prog: str, description: str, package: ModuleType) -> argparse.ArgumentParser:
+    """A parser whose subcommands are the modules of ``package`` (each exposing ``register(subparsers)``).
+
+    Shared by ``campus-edge`` and ``campus-cloud``; modules whose name starts with ``_`` are helpers.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(sub)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{info.name}").register(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def run_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse, configure logging from ``-v``, run the chosen command; Ctrl-C exits 130."""
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -39,6 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return command_line("campus-edge", "Campus edge gateway: collect, validate, reduce, buffer and upload sensor data.",
+                        commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command_line(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -3,36 +3,15 @@ and ``engine_url`` parametrised over both engines so one test body runs on each.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from cloud_ingest.warehouse import Warehouse, open_warehouse
-from tests.cloud.pgserver import PgServer, running_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_DEMO = ROOT / "tests" / "data" / "registry_demo.yaml"
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """One real PostgreSQL server for the whole session (initdb + pg_ctl, free port, temp directory)."""
-    with running_postgres() as server:
-        yield server
-
-
-@pytest.fixture
-def pg_url(pg_server: PgServer) -> Iterator[str]:
-    """A fresh, empty database on the session server; dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield pg_server.url(name)
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
