@@ -60,6 +60,14 @@ class ProfileRef:
     def __str__(self) -> str:
         return f"{self.id}@{self.version}"
 
+    @classmethod
+    def parse(cls, text: str) -> ProfileRef:
+        """The inverse of ``str()``: ``"id@version"``; raises ``ValueError`` naming the text otherwise."""
+        pid, at, version = text.rpartition("@")
+        if not at or not pid or not version.isascii() or not version.isdigit() or len(version) > 18:
+            raise ValueError(f"{text!r} is not 'id@version'")
+        return cls(pid, int(version))
+
 
 @dataclass(slots=True, frozen=True)
 class Message:

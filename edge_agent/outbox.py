@@ -29,11 +29,6 @@ BATCHES_PER_ROUND = 8  # stored batches fetched per drain round (the buffer appl
 IDLE_WAIT_S = 0.2  # how long the drainer sleeps when nothing is stored
 
 
-def _profile_ref(text: str) -> ProfileRef:
-    pid, _, ver = text.rpartition("@")
-    return ProfileRef(pid, int(ver)) if pid and ver.isdigit() else ProfileRef(text, 0)
-
-
 def build_from_pending(gateway: str, seq: int, created_ms: int, pending: Pending,
                        precision: Mapping[str, float] | None = None) -> wire.Batch:
     """A wire batch from the buffer's pending columns (vectorised over readings)."""
@@ -49,7 +44,7 @@ def build_from_pending(gateway: str, seq: int, created_ms: int, pending: Pending
     events = []
     for i in range(pending.n_events):
         k = pending.series[int(pending.e_series[i])]
-        events.append(Event(k.device, k.metric, int(pending.e_ts_ms[i]), _profile_ref(k.profile),
+        events.append(Event(k.device, k.metric, int(pending.e_ts_ms[i]), ProfileRef.parse(k.profile),
                             tuple(pending.e_attrs[i].items()), int(pending.e_quality[i]),
                             int(pending.e_priority[i])))
     return wire.Batch.from_columns(

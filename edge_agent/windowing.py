@@ -50,11 +50,6 @@ class _Spec:
     aggregates: tuple[str, ...]
 
 
-def _ref(text: str) -> ProfileRef:
-    pid, _, ver = text.rpartition("@")
-    return ProfileRef(pid, int(ver) if ver.isdigit() else 0)
-
-
 class WindowJob:
     def __init__(self, buffer: Buffer, profiles: Callable[[], ProfileSet], *, allowed_lateness_ms: int,
                  clock: Callable[[], float] = time.time) -> None:
@@ -159,7 +154,7 @@ class WindowJob:
                 if value is None:
                     continue
                 v = float(value if name in _PCT else value[i])
-                out.append(AggregateRow(key.device, key.metric, key.unit, _ref(key.profile), name,
+                out.append(AggregateRow(key.device, key.metric, key.unit, ProfileRef.parse(key.profile), name,
                                         spec.window_ms // 1000, int(agg.window_start[i]), v))
         self.windows_emitted += len(agg)
         return out, counters
@@ -180,7 +175,7 @@ class WindowJob:
                                       ("crest_factor", "1", feats.crest_factor[i]),
                                       ("dominant_hz", "Hz", feats.dominant_hz[i])):
                 if np.isfinite(value):
-                    out.append(AggregateRow(k.device, k.metric, unit, _ref(k.profile), name, 0, w.ts_ms,
+                    out.append(AggregateRow(k.device, k.metric, unit, ProfileRef.parse(k.profile), name, 0, w.ts_ms,
                                             float(value)))
         await self._buffer.set_meta(WAVE_CURSOR_KEY, waves[-1].id)
         self.features_emitted += len(out)

@@ -601,10 +601,10 @@ def _unpack_f8(obj: Any, name: str, n: int) -> F64:
 
 
 def _parse_profile(text: str) -> ProfileRef:
-    pid, at, version = text.rpartition("@")
-    if not at or not pid or not version.isascii() or not version.isdigit() or len(version) > 18:
-        raise WireError("profiles", f"{text!r} is not 'id@version'")
-    return ProfileRef(pid, int(version))
+    try:
+        return ProfileRef.parse(text)
+    except ValueError as exc:
+        raise WireError("profiles", str(exc)) from exc
 
 
 # ---- encoding ------------------------------------------------------------------------------------------
