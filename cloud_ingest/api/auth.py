@@ -9,6 +9,10 @@ The tokens file is YAML (``.yaml``/``.yml``) or TOML (``.toml``)::
     [operators]                     # optional: may read the whole fleet
     noc = "sha256:…"
 
+    [readers.energy-dashboard]      # optional: may read ADS indicators up to its role's classification level
+    role = "analyst"                # public_viewer (L1), analyst (L2), data_steward (L3), security_admin (L4)
+    token = "sha256:…"              # or a list of hashes
+
 A file without a ``gateways`` table is read as gateways only (``gateway id -> hash`` at the top level).
 
 A token is a random secret of at least 128 bits (``secrets.token_urlsafe(32)``), so one SHA-256 is a
@@ -30,12 +34,13 @@ from typing import Any, Literal
 import yaml
 
 from cloud_ingest.api.errors import TokenFileError
+from cloud_ingest.governance import ROLE_MAX_LEVEL
 
-Role = Literal["gateway", "operator"]
+Role = Literal["gateway", "operator", "reader"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _HASH_RE = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 MAX_TOKEN_CHARS = 512  # longer Authorization values are refused before hashing
-_SECTIONS: dict[str, Role] = {"gateways": "gateway", "operators": "operator"}
+_SECTIONS: dict[str, Role] = {"gateways": "gateway", "operators": "operator", "readers": "reader"}
 
 
 def hash_token(token: str) -> str:
@@ -49,6 +54,7 @@ class Principal:
 
     name: str
     role: Role
+    access_role: str | None = None  # readers: the classification role (see cloud_ingest.governance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +71,25 @@ class TokenStore:
 
     @classmethod
     def from_hashes(cls, gateways: Mapping[str, Any], operators: Mapping[str, Any] | None = None,
-                    source: str = "<memory>") -> TokenStore:
-        """Validate ``{name: hash | [hash, ...]}`` tables; raise :class:`TokenFileError` naming the key."""
+                    source: str = "<memory>", readers: Mapping[str, Any] | None = None) -> TokenStore:
+        """Validate ``{name: hash | [hash, ...]}`` tables (readers: ``{name: {role, token}}``); raise
+        :class:`TokenFileError` naming the key."""
         by_digest: dict[str, Principal] = {}
-        for section, table in (("gateways", gateways), ("operators", operators or {})):
+        for section, table in (("gateways", gateways), ("operators", operators or {}), ("readers", readers or {})):
             role = _SECTIONS[section]
             for name, value in table.items():
                 key = f"{section}.{name}"
                 if not isinstance(name, str) or not NAME_RE.match(name):
                     raise TokenFileError(source, key, "not a valid id (letters, digits, '._:-', at most 128)")
+                access_role = None
+                if role == "reader":
+                    if not isinstance(value, Mapping) or set(value) != {"role", "token"}:
+                        raise TokenFileError(source, key, "must be a table with exactly 'role' and 'token'")
+                    access_role = value["role"]
+                    if access_role not in ROLE_MAX_LEVEL:
+                        raise TokenFileError(source, f"{key}.role", f"{access_role!r} is not one of "
+                                             f"{', '.join(ROLE_MAX_LEVEL)}")
+                    value = value["token"]
                 items = value if isinstance(value, list) else [value]
                 if not items:
                     raise TokenFileError(source, key, "needs at least one token hash")
@@ -82,7 +98,7 @@ class TokenStore:
                     if match is None:
                         raise TokenFileError(source, key, "not a token hash: expected 'sha256:<64 lowercase "
                                              "hex digits>' (see cloud_ingest.api.auth.hash_token)")
-                    principal = Principal(name, role)
+                    principal = Principal(name, role, access_role)
                     other = by_digest.setdefault(match.group(1), principal)
                     if other != principal:
                         raise TokenFileError(source, key, f"has the same token hash as {other.role} "
@@ -116,10 +132,10 @@ class TokenStore:
             return cls.from_hashes(data, None, str(file))
         for key, table in data.items():
             if key not in _SECTIONS:
-                raise TokenFileError(str(file), str(key), "unknown table (allowed: gateways, operators)")
+                raise TokenFileError(str(file), str(key), "unknown table (allowed: gateways, operators, readers)")
             if not isinstance(table, Mapping):
                 raise TokenFileError(str(file), key, "must be a table of id -> token hash")
-        return cls.from_hashes(data["gateways"], data.get("operators"), str(file))
+        return cls.from_hashes(data["gateways"], data.get("operators"), str(file), data.get("readers"))
 
     def principal_for(self, authorization: str | None) -> Principal | None:
         """Who owns the token in ``authorization`` (``"Bearer <token>"``), or None.

@@ -30,6 +30,8 @@ class WarehouseLike(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
+    def record_access(self, *, consumer: str, role: str, table: str, filters: str, rows: int) -> None: ...
+
 
 # The rest of a refused body is not read: closing the connection stops the client sending it.
 _CLOSE = {"Connection": "close"}

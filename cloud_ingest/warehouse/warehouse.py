@@ -171,6 +171,13 @@ class Warehouse:
         """Read, validate (``RegistryError`` names file, field, problem) and load a registry YAML file."""
         return self.load_registry(load_registry_file(path))
 
+    def record_access(self, *, consumer: str, role: str, table: str, filters: str, rows: int) -> None:
+        """Append one read of ADS data to ``meta_pub_audit_log`` (who, what, when, how many rows)."""
+        with self.maintenance() as session, session.transaction():
+            session.execute("INSERT INTO meta_pub_audit_log (consumer_name, role_code, table_name, filter_text, "
+                            "row_cnt, read_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                            (consumer, role, table, filters, rows, self._clock()))
+
     def watermarks(self) -> dict[str, int]:
         with self._run_lock:
             return runner.watermarks(self._etl)
