@@ -60,6 +60,7 @@ def run(session: Session, transforms: Sequence[Transform], hi: int, *, now_ms: i
     rows: dict[str, int] = {}
     failed: set[str] = set()
     first_error: TransformError | None = None
+    dict_ver: str | None = None  # the data-dictionary version stamped on this run's log rows
     for t in order(transforms):
         for table in t.outputs:
             rows.setdefault(table, 0)
@@ -71,6 +72,11 @@ def run(session: Session, transforms: Sequence[Transform], hi: int, *, now_ms: i
         lo = done.get(t.name, 0)
         if lo >= hi:
             continue
+        if dict_ver is None:
+            # imported here: governance reads the warehouse schema, so a module-level import would be circular
+            from cloud_ingest.governance.dictionary import dictionary_version
+
+            dict_ver = dictionary_version()
         started = int(now_ms if now_ms is not None else time.time_ns() // 1_000_000)
         ctx = Context(session, lo, hi, run_id, started)
         t0 = time.perf_counter()
@@ -86,8 +92,8 @@ def run(session: Session, transforms: Sequence[Transform], hi: int, *, now_ms: i
                 finished = started + int((time.perf_counter() - t0) * 1000)
                 session.execute(
                     "INSERT INTO meta_etl_run_log (run_id, transform_name, lo_id, hi_id, row_cnt, "
-                    "started_ms, finished_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, t.name, lo, hi, total, started, finished))
+                    "started_ms, finished_ms, dict_ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, t.name, lo, hi, total, started, finished, dict_ver))
         except WarehouseError as exc:
             failed.add(t.name)
             _LOGGER.error("transform %s failed over (%s, %s]: %s", t.name, lo, hi, exc,
