@@ -286,7 +286,8 @@ def expected_co2(rows: list[R]) -> dict[dt.date, tuple[int, int, int, float | No
 
 
 def expected_energy(rows: list[R]) -> dict[tuple[str, dt.date], float]:
-    """(building, day) → kWh from main-meter counter deltas (reset: the new value)."""
+    """(building, day) → kWh from main-meter counter deltas (a drop below 10 % of the previous reading is a
+    reset and counts the new value; a smaller backwards step counts 0)."""
     out: dict[tuple[str, dt.date], float] = defaultdict(float)
     for meter in MAIN_METERS:
         series = sorted((r.ts_ms, canonical(r)) for r in rows
@@ -295,7 +296,7 @@ def expected_energy(rows: list[R]) -> dict[tuple[str, dt.date], float]:
             if prev is None or v is None:
                 continue
             building = ROOM_BUILDING[room_of(meter, ts) or ""]
-            out[(building, local_day(ts))] += v - prev if v >= prev else v
+            out[(building, local_day(ts))] += v - prev if v >= prev else (v if v < 0.1 * prev else 0.0)
     return dict(out)
 
 

@@ -92,13 +92,18 @@ GROUP BY campus_id, building_id, room_id, hour_ms, dt""")
     return {"dws_occ_room_1h": n}
 
 
+RESET_FRACTION = 0.1  # a meter that drops below this share of its previous reading was reset
+
+
 def dws_energy(ctx: Context) -> dict[str, int]:
     """Main-meter counter deltas → kWh per building hour and day, and per campus day.
 
     A delta is the difference between consecutive readings of one meter (raw samples, or window ``last``
-    values when the meter sends no raw samples), counted in the hour and building of the later reading;
-    a negative delta is a counter reset and counts the new reading's value. The day before each touched day
-    is read too, so a day's first delta has its predecessor.
+    values when the meter sends no raw samples), counted in the hour and building of the later reading.
+    A drop to below ``RESET_FRACTION`` of the previous reading is a counter reset and counts the new
+    reading's value; a smaller backwards step (a glitch, a reordered or spiked reading) counts 0 — counting
+    it as a reset would add the meter's whole lifetime total. The day before each touched day is read too,
+    so a day's first delta has its predecessor.
     """
     out = {"dws_energy_building_1h": 0, "dws_energy_building_1d": 0, "dws_energy_campus_1d": 0}
     if not _stage(ctx, ("dwd_energy_reading_di",), next_day=True):
@@ -121,7 +126,8 @@ WITH src AS (
     FROM pick p WHERE p.pref = p.best
 )
 SELECT q.campus_id, q.building_id, q.device_id, q.hour_ms, q.dt,
-    CASE WHEN q.value >= q.prev THEN q.value - q.prev ELSE q.value END AS delta_kwh
+    CASE WHEN q.value >= q.prev THEN q.value - q.prev
+         WHEN q.value < {RESET_FRACTION} * q.prev THEN q.value ELSE 0 END AS delta_kwh
 FROM seq q
 JOIN dim_iot_device d ON d.device_id = q.device_id AND q.ts_ms >= d.valid_from_ms AND q.ts_ms < d.valid_to_ms
 WHERE q.prev IS NOT NULL AND q.building_id IS NOT NULL AND d.device_role <> 'sub'
