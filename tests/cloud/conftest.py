@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud_ingest.warehouse import Warehouse, open_warehouse
+from tests.cloud.api_fixtures import api_on_warehouse, open_test_warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_DEMO = ROOT / "tests" / "data" / "registry_demo.yaml"
@@ -45,3 +46,18 @@ def warehouse(engine_url: str) -> Iterator[Warehouse]:
 @pytest.fixture
 def registry_demo() -> Path:
     return REGISTRY_DEMO
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Iterator[Warehouse]:
+    """A DuckDB warehouse file for the API tests (tests needing both engines use ``warehouse``)."""
+    wh = open_test_warehouse(tmp_path)
+    yield wh
+    wh.close()
+
+
+@pytest.fixture
+def api(wh: Warehouse):  # type: ignore[no-untyped-def]
+    """The ingest API on ``wh``, served by a real uvicorn on 127.0.0.1."""
+    with api_on_warehouse(wh) as server:
+        yield server

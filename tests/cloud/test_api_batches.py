@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,6 @@ from tests.cloud.api_fixtures import (
     make_batch,
     open_test_warehouse,
 )
-
-
-@pytest.fixture
-def wh(tmp_path: Path) -> Iterator[Warehouse]:
-    wh = open_test_warehouse(tmp_path)
-    yield wh
-    wh.close()
-
-
-@pytest.fixture
-def api(wh: Warehouse) -> Iterator[ApiServer]:
-    with api_on_warehouse(wh) as server:
-        yield server
 
 
 def _ods_counts(wh: Warehouse, gateway: str = "gw-a") -> tuple[int, int]:

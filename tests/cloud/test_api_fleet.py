@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +17,7 @@ from tests.cloud.api_fixtures import (
     auth,
     batch_headers,
     body_of,
-    open_test_warehouse,
 )
-
-
-@pytest.fixture
-def wh(tmp_path: Path) -> Iterator[Warehouse]:
-    wh = open_test_warehouse(tmp_path)
-    yield wh
-    wh.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,19 +23,6 @@ from tests.cloud.api_fixtures import (
     open_test_warehouse,
     token_store,
 )
-
-
-@pytest.fixture
-def wh(tmp_path: Path) -> Iterator[Warehouse]:
-    wh = open_test_warehouse(tmp_path)
-    yield wh
-    wh.close()
-
-
-@pytest.fixture
-def api(wh: Warehouse) -> Iterator[ApiServer]:
-    with api_on_warehouse(wh) as server:
-        yield server
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

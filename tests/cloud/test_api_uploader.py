@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from cloud_ingest.api import ApiSettings
 from cloud_ingest.warehouse import LandResult, Warehouse
@@ -29,13 +27,6 @@ from tests.cloud.api_fixtures import (
     make_batch,
     open_test_warehouse,
 )
-
-
-@pytest.fixture
-def wh(tmp_path: Path) -> Iterator[Warehouse]:
-    wh = open_test_warehouse(tmp_path)
-    yield wh
-    wh.close()
 
 
 def _uploader(api: ApiServer, gateway: str = "gw-a", token: str | None = None, **kw: Any) -> Uploader:
