@@ -116,12 +116,13 @@ def edge_process(config: Path, log: Path, env: dict[str, str] | None = None) -> 
 class Publisher:
     """QoS 1 publisher of Zigbee2MQTT temperature/humidity messages with unique timestamps (the ledger)."""
 
-    def __init__(self, port: int, devices: int = 20) -> None:
+    def __init__(self, port: int, devices: int = 20, prefix: str = "room") -> None:
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{port}")
         self.client.max_inflight_messages_set(200)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self.devices = devices
+        self.prefix = prefix
         self.base_ms = int(time.time() * 1000)
         self.sent: list[tuple[str, int]] = []
 
@@ -130,7 +131,7 @@ class Publisher:
         for i in range(start, start + n):
             if stop is not None and stop.is_set():
                 return
-            dev = f"room-{i % self.devices:03d}"
+            dev = f"{self.prefix}-{i % self.devices:03d}"
             ts = self.base_ms + i
             body = orjson.dumps({"temperature": 20 + (i % 100) / 10, "humidity": 45.5, "last_seen": ts})
             self.client.publish(f"zigbee2mqtt/{dev}", body, qos=1).wait_for_publish(30)

@@ -25,11 +25,14 @@ from tests.support.procs import Broker, free_port, wait_port
 
 
 class Cloud:
-    def __init__(self, tmp: Path) -> None:
+    """``campus-cloud serve`` as a subprocess that can be killed and restarted on the same port."""
+
+    def __init__(self, tmp: Path, warehouse_url: str | None = None, name: str = "serve") -> None:
         self.port = free_port()
         self.db = tmp / "warehouse.duckdb"
+        self.warehouse_url = warehouse_url or f"duckdb:///{self.db}"
         self.tokens = write_tokens_file(tmp / "tokens.toml")
-        self.log = tmp / "serve.log"
+        self.log = tmp / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,7 +42,7 @@ class Cloud:
     def start(self) -> None:
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cloud_ingest.cli", "serve", "--warehouse", f"duckdb:///{self.db}",
+                [sys.executable, "-m", "cloud_ingest.cli", "serve", "--warehouse", self.warehouse_url,
                  "--tokens", str(self.tokens), "--port", str(self.port), "--transform-every", "0"],
                 stdout=fh, stderr=subprocess.STDOUT, env=dict(os.environ))
         wait_port(self.port, timeout=30)
@@ -51,8 +54,8 @@ class Cloud:
 
 
 @contextlib.contextmanager
-def cloud_service(tmp: Path) -> Iterator[Cloud]:
-    cloud = Cloud(tmp)
+def cloud_service(tmp: Path, warehouse_url: str | None = None, name: str = "serve") -> Iterator[Cloud]:
+    cloud = Cloud(tmp, warehouse_url, name)
     cloud.start()
     try:
         yield cloud
