@@ -77,9 +77,13 @@ class EdgeProcess:
                 raise RuntimeError(f"campus-edge exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
                 wait_port(port, timeout=0.5)
-                return
             except TimeoutError:
                 continue
+            # Subscribed (SUBACK) before returning: messages published before the agent's first subscription
+            # would not be queued for its session, and a test publishing at once would lose them.
+            if wait_until(lambda: self.status()["mqtt"]["connected"], 15):
+                return
+            raise TimeoutError(f"campus-edge did not subscribe within 15 s:\n{self.log()[-3000:]}")
         raise TimeoutError(f"campus-edge did not listen on {port}:\n{self.log()[-3000:]}")
 
     def status(self) -> dict:
