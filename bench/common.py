@@ -179,7 +179,7 @@ def readings_per_message(msgs: Msgs) -> tuple[float, float]:
 
 def publisher(port: int, msgs: Msgs, ready: Any, go: Any, out: Any, inflight: int = 1000) -> None:
     """Process target: connect, signal ``ready``, wait for ``go``, publish ``msgs`` at QoS 1 as fast as the
-    broker takes them, wait for every PUBACK, and put ``{"t_start", "t_end", "published", "cpu_s"}`` (times monotonic)."""
+    broker takes them, wait for every PUBACK; put ``{"t_start", "t_end", "published", "cpu_s"}`` (monotonic s)."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -212,7 +212,7 @@ def spawn() -> Any:
 class _SinkHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         n = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(n)
         if self.path.startswith("/v1/batches"):
@@ -224,7 +224,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
