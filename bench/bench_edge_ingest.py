@@ -30,11 +30,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +64,14 @@ from bench.common import (  # noqa: E402
 )
 from tests.support.procs import running_broker  # noqa: E402
 
-VARIANTS: dict[str, tuple[str, Callable[[int], Msgs], int, int]] = {
-    # name: (description, generator, messages per run, messages with --quick)
-    "zigbee": ("Zigbee2MQTT temp/humidity, 5 readings", zigbee_messages, 20_000, 600),
-    "sim": ("campus simulator mix", sim_messages, 20_000, 600),
-    "senml": ("SenML packs of 50 records", senml_messages, 2_000, 100),
+VARIANTS: dict[str, tuple[str, Callable[[int], Msgs], int, int, bool]] = {
+    # name: (description, generator, messages per run, messages with --quick, regenerate before each run)
+    # The simulator stamps device times: its traffic is regenerated per run so the times are current
+    # (older than the decoder's skew tolerance would take another code path). Zigbee2MQTT messages carry no
+    # time (receive time is used) and the SenML packs use times relative to receipt.
+    "zigbee": ("Zigbee2MQTT temp/humidity, 5 readings", zigbee_messages, 20_000, 600, False),
+    "sim": ("campus simulator mix", sim_messages, 20_000, 600, True),
+    "senml": ("SenML packs of 50 records", senml_messages, 2_000, 100, False),
 }
 KINDS = ("bare", "pipeline", "daemon")
 TARGET_RATIO = 0.8
@@ -199,8 +204,12 @@ def pipeline_subscriber(port: int, n: int, mode: str, db: str, key_file: str, re
 
 # -- one run ------------------------------------------------------------------------------------------------
 
-def one_run(kind: str, msgs: Msgs, mode: str) -> dict[str, Any]:
-    """Start a broker, the subscriber of ``kind`` and a publisher; time N messages through; return figures."""
+def one_run(kind: str, msgs: Msgs, mode: str, profile: Path | None = None) -> dict[str, Any]:
+    """Start a broker, the subscriber of ``kind`` and a publisher; time N messages through; return figures.
+
+    With ``profile`` (a file path), py-spy samples the subscriber process (all threads, idle excluded,
+    collapsed-stack format) during the timed window; the figures of such a run are perturbed by sampling.
+    """
     n = len(msgs)
     ctx = spawn()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp_s, \
@@ -242,6 +251,9 @@ def one_run(kind: str, msgs: Msgs, mode: str) -> dict[str, Any]:
         if mode == "queued":  # everything is queued for the absent subscriber's session first
             pub_go.set()
             pres = pub_out.get(timeout=RUN_TIMEOUT_S)
+        spy = contextlib.ExitStack()
+        if profile is not None:
+            spy.enter_context(_py_spy(pid, profile))
         cpu0, bcpu0, pcpu0 = proc_cpu_s(pid), proc_cpu_s(broker.proc.pid), proc_cpu_s(pub.pid)
         t_go, t_go_wall = time.monotonic(), time.time()
         (sub_go if mode == "queued" else pub_go).set()
@@ -252,6 +264,7 @@ def one_run(kind: str, msgs: Msgs, mode: str) -> dict[str, Any]:
             res = out.get(timeout=RUN_TIMEOUT_S + 30)
             res["seconds"] = (res.pop("t_done") - t_go) if res["t_done"] else float("nan")
         cpu1, bcpu1 = proc_cpu_s(pid), proc_cpu_s(broker.proc.pid)
+        spy.close()  # stops py-spy (it writes its file) before the subscriber is told to finish
         if daemon is not None:
             res["rss_peak_kib"] = proc_mem(daemon.pid)["VmHWM"]
         if pres is None:
@@ -284,6 +297,27 @@ def _wait_daemon(daemon: Any, n: int, t_go_wall: float) -> dict[str, Any]:
     return {"seconds": last - t_go_wall if last else float("nan"), "messages": ing.get("messages", 0),
             "acked": st.get("mqtt", {}).get("acked", 0), "readings": ing.get("readings", 0),
             "events": ing.get("events", 0), "quarantined": ing.get("quarantined", 0), "bursts": ing.get("bursts", 0)}
+
+
+@contextlib.contextmanager
+def _py_spy(pid: int, out: Path) -> Iterator[None]:
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+                             "--threads", "--nonblocking", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def _join(p: Any) -> None:
@@ -349,6 +383,8 @@ def main() -> int:
                     help="live: subscribed while the publisher runs; queued: drain a queued session")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the message counts")
     ap.add_argument("--quick", action="store_true", help="small counts, one run, no warm-up (smoke test)")
+    ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                    help="also run each variant/kind once under py-spy (not timed); collapsed stacks to DIR")
     args = ap.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     kinds = [k for k in args.kinds.split(",") if k]
@@ -363,8 +399,11 @@ def main() -> int:
         print("--mode queued: the daemon kind is skipped (it would have to be restarted inside the timed window)")
     runs = 1 if args.quick else args.runs
     info = machine()
-    traffic = {v: VARIANTS[v][1](VARIANTS[v][3] if args.quick else max(10, int(VARIANTS[v][2] * args.scale)))
-               for v in variants}
+
+    def make(v: str) -> Msgs:
+        return VARIANTS[v][1](VARIANTS[v][3] if args.quick else max(10, int(VARIANTS[v][2] * args.scale)))
+
+    traffic = {v: make(v) for v in variants}
     if not args.quick:  # warm-up: imports, page cache, CPU frequency; results discarded
         warm = traffic[variants[0]][:1000]
         for k in kinds:
@@ -373,6 +412,8 @@ def main() -> int:
     for v in variants:
         rs: list[dict[str, Any]] = []
         for i in range(runs):
+            if i and VARIANTS[v][4]:
+                traffic[v] = make(v)
             for k in kinds:
                 r = one_run(k, traffic[v], args.mode)
                 r["run"] = i
@@ -381,6 +422,13 @@ def main() -> int:
                       f"  publisher {r['publisher_msgs_per_s']:,.0f} msgs/s", flush=True)
         results.append(summarise(v, traffic[v], rs, kinds))
     print_table(results, args.mode, runs)
+    if args.profile is not None:
+        for v in variants:
+            for k in kinds:
+                if k != "bare":
+                    out = args.profile / f"{v}-{k}.txt"
+                    one_run(k, make(v) if VARIANTS[v][4] else traffic[v], args.mode, profile=out)
+                    print(f"profile: {out}")
     path = write_result("edge_ingest", {"benchmark": "edge_ingest", "mode": args.mode, "runs": runs,
                                         "quick": args.quick, "target_ratio": TARGET_RATIO, "machine": info,
                                         "variants": results})
