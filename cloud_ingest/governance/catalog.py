@@ -9,7 +9,8 @@ Sources, all generated, none copied: ``cloud_ingest.warehouse.schema.load_schema
 rendered from), the lineage graph, the data dictionary (value ranges of coded columns), the word roots
 (Chinese names of tiers and domains). What the schema data does not say is listed under ``gaps`` instead
 of being invented: a column's value range where neither the schema nor a code table gives one, a table's
-own owner (the schema has one owner for everything).
+own owner (``Table.owner``: the table's ``owner:`` or its domain's under ``owners:`` in schema.yaml; a table
+with neither falls back to the schema owner and is listed).
 
 Exports: :func:`export_json` (validated by :data:`CATALOG_JSON_SCHEMA`), :func:`export_markdown`, and
 ``catalog_html.render_html`` (one self-contained page with a search box).

@@ -9,7 +9,8 @@ Both engines get the same tables and columns. Differences, all here:
 * ``citus`` = ``postgres`` + ``create_reference_table`` for every dim/meta table and
   ``create_distributed_table`` for every fact table, co-located by distribution column.
 
-The output is idempotent (``IF NOT EXISTS``) so it can be applied to an existing database.
+The output is idempotent (``IF NOT EXISTS``) so it can be applied to an existing database; columns added
+to a table in a later schema version are added to an existing database by :func:`add_columns`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,19 @@ def create_indexes(table: Table, dialect: str) -> list[str]:
     for col in table.brin:
         out.append(f"CREATE INDEX IF NOT EXISTS bx_{table.name}_{col} ON {table.name} USING brin ({col});")
     return out
+
+
+def add_columns(schema: Schema, existing: set[tuple[str, str]], dialect: str) -> list[str]:
+    """``ALTER TABLE … ADD COLUMN`` for every schema column missing from ``existing`` (table, column) pairs.
+
+    Upgrades a database created by an older schema version (columns are only ever added, never changed);
+    tables absent from ``existing`` altogether are left to :func:`create_table`.
+    """
+    types = _TYPES[_check(dialect)]
+    tables = {t for t, _ in existing}
+    return [f"ALTER TABLE {table.name} ADD COLUMN {col.name} {types[col.type]};"
+            for table in schema.tables if table.name in tables
+            for col in table.columns if (table.name, col.name) not in existing]
 
 
 def citus_placement(schema: Schema) -> list[str]:

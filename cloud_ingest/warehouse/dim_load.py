@@ -110,10 +110,14 @@ def _reconform(session: Session, devices: list[str], now_ms: int) -> set[tuple[s
     for table in _DWD_TABLES:
         session.execute(f"DELETE FROM {table} WHERE device_id IN (SELECT device_id FROM tmp_reg_dev)")
     marks = dict(session.fetchall("SELECT transform_name, watermark_id FROM meta_etl_watermark_cur"))
+    # imported here: governance reads the warehouse schema, so a module-level import would be circular
+    from cloud_ingest.governance.dictionary import dictionary_version
+
+    dict_ver = dictionary_version()  # re-conformed rows are conformed under today's dictionary
     for name, fn in (("dwd_reading", dwd_readings), ("dwd_acs_event", dwd_acs_events)):
         wm = int(marks.get(name, 0))
         if wm > 0:
-            fn(Context(session, 0, wm, "registry", now_ms), device_filter="tmp_reg_dev")
+            fn(Context(session, 0, wm, "registry", now_ms, dict_ver), device_filter="tmp_reg_dev")
     after = _days(session, "tmp_reg_dev")
     session.execute("DROP TABLE tmp_reg_dev")
     return before | after

@@ -54,6 +54,7 @@ class Table:
     distribute_by: str = ""  # Citus distribution column (fact tables)
     indexes: tuple[tuple[str, ...], ...] = ()  # plain b-tree indexes (PostgreSQL)
     brin: tuple[str, ...] = ()  # BRIN indexes on append-ordered columns (PostgreSQL)
+    owner: str = ""  # business owner: the table's own ``owner:``, else its domain's under ``owners:``
 
     @property
     def tier(self) -> str:
@@ -115,7 +116,7 @@ def _column(name: str, raw: Any) -> Column:
     return Column(name, raw["type"], str(raw["zh"]), str(raw["def"]), raw["level"], str(raw.get("unit", "")))
 
 
-def _table(name: str, raw: Any, columns: dict[str, Column]) -> Table:
+def _table(name: str, raw: Any, columns: dict[str, Column], owners: dict[str, str]) -> Table:
     where = f"{SCHEMA_FILE}: tables.{name}"
     if not _NAME_RE.match(name):
         raise SchemaError(f"{where}: name must be <tier>_<domain>_<subject>_<suffix> with tier in {TIERS}")
@@ -142,6 +143,7 @@ def _table(name: str, raw: Any, columns: dict[str, Column]) -> Table:
         distribute_by=str(raw.get("distribute_by", "")),
         indexes=tuple(_tuple(ix, f"tables.{name}.indexes") for ix in raw.get("indexes", []) or []),
         brin=_tuple(raw.get("brin"), f"tables.{name}.brin"),
+        owner=str(raw.get("owner") or owners.get(name.split("_")[1], "")),
     )
     keyed = [*table.primary_key, *table.unique_key, *table.brin, *(c for ix in table.indexes for c in ix)]
     if table.distribute_by:
@@ -167,5 +169,8 @@ def load_schema() -> Schema:
     if not isinstance(raw, dict) or "columns" not in raw or "tables" not in raw:
         raise SchemaError(f"{SCHEMA_FILE}: must be a mapping with columns: and tables:")
     columns = {name: _column(name, c) for name, c in raw["columns"].items()}
-    tables = tuple(_table(name, t, columns) for name, t in raw["tables"].items())
+    owners = raw.get("owners") or {}
+    if not isinstance(owners, dict) or not all(isinstance(v, str) and v for v in owners.values()):
+        raise SchemaError(f"{SCHEMA_FILE}: owners: must map each domain to its owner (text)")
+    tables = tuple(_table(name, t, columns, owners) for name, t in raw["tables"].items())
     return Schema(int(raw.get("version", 1)), str(raw.get("owner", "")), columns, tables)

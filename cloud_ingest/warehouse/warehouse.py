@@ -46,7 +46,7 @@ def _now_ms() -> int:
 
 
 def ensure_schema(session: Session, dialect: str, now_ms: int) -> None:
-    """Create missing tables (idempotent DDL) and record the schema version; refuse a newer database."""
+    """Create missing tables and columns (idempotent DDL) and record the schema version; refuse a newer database."""
     version = load_schema().version
     with session.transaction():
         session.snapshot_guard()  # replicas starting together: one creates, the others wait
@@ -59,6 +59,12 @@ def ensure_schema(session: Session, dialect: str, now_ms: int) -> None:
                                   f"v{version}: upgrade the program")
         else:
             have = 0
+        if exists:  # an older database: add the columns new in this version to its tables
+            present = {(str(t), str(c)) for t, c in session.fetchall(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema()")}
+            for stmt in ddl.add_columns(load_schema(), present, dialect):
+                session.execute(stmt)
         for stmt in ddl.render(dialect):  # idempotent (IF NOT EXISTS): also adds tables new in this version
             session.execute(stmt)
         if not session.fetch_one_value("SELECT COUNT(*) FROM dim_iot_metric"):

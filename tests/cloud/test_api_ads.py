@@ -103,3 +103,82 @@ def test_reader_tokens_file_errors(tmp_path: Path) -> None:
                  f'[readers.r]\nrole = "boss"\ntoken = "{hash_token("y" * 20)}"\n')
     with pytest.raises(TokenFileError, match=r"readers\.r\.role"):
         TokenStore.from_file(p)
+
+
+def test_roles_see_only_columns_of_their_level(api, wh: Warehouse) -> None:  # type: ignore[no-untyped-def]
+    from cloud_ingest.governance import ROLE_MAX_LEVEL
+    from cloud_ingest.governance.classification import level_rank
+    from cloud_ingest.warehouse.schema import load_schema
+
+    schema = load_schema()
+    for reader, (role, _) in READERS.items():
+        for t in httpx.get(api.url + "/v1/ads", headers=auth(reader)).json()["tables"]:
+            body = httpx.get(api.url + f"/v1/ads/{t['table']}", headers=auth(reader)).json()
+            levels = {c.name: c.level for c in schema.table(t["table"]).columns}
+            assert all(level_rank(levels[c]) <= level_rank(ROLE_MAX_LEVEL[role]) for c in body["columns"])
+            assert all(level_rank(levels[c]) > level_rank(ROLE_MAX_LEVEL[role]) for c in body["hidden_columns"])
+            assert sorted(body["columns"] + body["hidden_columns"]) == sorted(levels)
+    assert "load_id" in httpx.get(api.url + "/v1/ads/ads_iot_online_rate_1d",
+                                  headers=auth("kiosk")).json()["hidden_columns"]
+
+
+def test_table_above_the_role_is_refused(api, wh: Warehouse,  # type: ignore[no-untyped-def]
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from cloud_ingest.api import ads
+    from cloud_ingest.warehouse.schema import load_schema
+
+    schema = load_schema()
+    base = schema.table("ads_iot_online_rate_1d")
+    secret = dataclasses.replace(base, name="ads_acs_subject_1d",  # an ADS table whose every column is L3
+                                 columns=tuple(dataclasses.replace(c, level="L3") for c in base.columns))
+    monkeypatch.setattr(ads, "load_schema", lambda: dataclasses.replace(schema, tables=(*schema.tables, secret)))
+    r = httpx.get(api.url + "/v1/ads/ads_acs_subject_1d", headers=auth("dash"))
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "level_too_high"
+    names = [t["table"] for t in httpx.get(api.url + "/v1/ads", headers=auth("dash")).json()["tables"]]
+    assert "ads_acs_subject_1d" not in names
+    assert audit(wh) == []  # nothing was read, nothing went out
+
+
+def test_access_log_command(api, wh: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from cloud_ingest.cli import main
+    from cloud_ingest.commands.access_log import read_log
+
+    got = {}
+    for reader, table in (("dash", "ads_iot_online_rate_1d"), ("kiosk", "ads_energy_intensity_1d"),
+                          ("dash", "ads_env_co2_compliance_1d")):
+        r = httpx.get(api.url + f"/v1/ads/{table}", headers=auth(reader), params={"limit": 3})
+        got[(reader, table)] = len(r.json()["rows"])
+    log = read_log(wh)
+    assert [(e["consumer"], e["table"]) for e in log][::-1] == list(got)
+    assert all(e["rows"] == got[(e["consumer"], e["table"])] for e in log)
+    assert log[0]["filters"]["columns"] == list(columns_visible("analyst", "ads_env_co2_compliance_1d"))
+    wh.close()  # DuckDB: one process holds the file; the command opens it as an operator would after serve stops
+    assert main(["access-log", "--consumer", "dash", "--since", "1h", "--format", "json",
+                 "--warehouse", wh.url]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [e["table"] for e in out] == ["ads_env_co2_compliance_1d", "ads_iot_online_rate_1d"]
+    assert {e["role"] for e in out} == {"analyst"}
+    assert main(["access-log", "--since", "2999-01-01", "--warehouse", wh.url]) == 0
+    assert capsys.readouterr().out.strip().endswith("(0 reads)")
+    assert main(["access-log", "--consumer", "x' OR '1'='1", "--warehouse", wh.url]) == 0
+    assert "(0 reads)" in capsys.readouterr().out
+    assert main(["access-log", "--since", "yesterday", "--warehouse", wh.url]) == 2
+    assert "--since" in capsys.readouterr().err
+
+
+def test_reads_are_logged_on_each_engine(warehouse: Warehouse, registry_demo: Path) -> None:
+    from cloud_ingest.commands.access_log import read_log
+
+    warehouse.load_registry_file(registry_demo)
+    with api_on_warehouse(warehouse, tokens=tokens()) as server:
+        r = httpx.get(server.url + "/v1/ads/ads_occ_room_util_1d", headers=auth("steward"),
+                      params={"campus_id": "hz-xixi'; DROP TABLE meta_pub_audit_log; --", "to": "2030-01-01"})
+        assert r.status_code == 200, r.text
+    (entry,) = read_log(warehouse)
+    assert (entry["consumer"], entry["role"], entry["table"], entry["rows"]) == (
+        "steward", "data_steward", "ads_occ_room_util_1d", 0)
+    assert entry["filters"]["campus_id"].startswith("hz-xixi'")
+    assert entry["filters"]["to"] == "2030-01-01"

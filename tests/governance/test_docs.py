@@ -10,7 +10,7 @@ import cloud_ingest.governance as gov
 from cloud_ingest.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("naming", "dictionary", "catalog", "lineage", "trace")
+COMMANDS = ("naming", "dictionary", "catalog", "lineage", "trace", "access-log")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

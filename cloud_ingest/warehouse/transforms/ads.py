@@ -14,7 +14,7 @@ Like DWS, each transform recomputes the campus days its inputs touched.
 from __future__ import annotations
 
 from cloud_ingest.warehouse.transforms.base import Context, Transform
-from cloud_ingest.warehouse.transforms.common import replace_days, stage_days, touched_days
+from cloud_ingest.warehouse.transforms.common import DAY_INPUTS, replace_days, stage_days, touched_days
 
 DAYS = "tmp_ads_days"
 CO2_LIMIT_PPM = 1000.0  # GB/T 18883-2022 indoor air quality: CO2 <= 0.10 % (1000 ppm), daily mean
@@ -117,13 +117,13 @@ GROUP BY h.campus_id, h.building_id, h.room_id, h.dt, r.room_type, r.seat_cnt, h
 
 
 TRANSFORMS = (
-    Transform("ads_co2", ads_co2, inputs=("dws_env_room_1h", "dws_occ_room_1h", "dim_pub_room"),
+    Transform("ads_co2", ads_co2, inputs=("dws_env_room_1h", "dws_occ_room_1h", "dim_pub_room", *DAY_INPUTS),
               outputs=("ads_env_co2_compliance_1d",), after=("dws_env", "dws_occ"),
               doc="share of occupied classroom hours with hourly mean CO2 <= 1000 ppm, per campus day"),
-    Transform("ads_energy", ads_energy, inputs=("dws_energy_building_1d", "dim_pub_building"),
+    Transform("ads_energy", ads_energy, inputs=("dws_energy_building_1d", "dim_pub_building", *DAY_INPUTS),
               outputs=("ads_energy_intensity_1d",), after=("dws_energy",),
               doc="building kWh per m2 per day"),
-    Transform("ads_online", ads_online, inputs=("dws_iot_device_1d", "dim_iot_device"),
+    Transform("ads_online", ads_online, inputs=("dws_iot_device_1d", "dim_iot_device", *DAY_INPUTS),
               outputs=("ads_iot_online_rate_1d",), after=("dws_iot_device",),
               doc="device online rate per campus day"),
     Transform("ads_occ_util", ads_occ_util, inputs=("dws_occ_room_1h", "dim_pub_room", "dim_pub_campus"),

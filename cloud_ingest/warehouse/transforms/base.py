@@ -25,6 +25,7 @@ class Context:
     hi: int  # inclusive: every change id <= hi is committed (see adapter's watermark protocol)
     run_id: str
     now_ms: int
+    dict_ver: str | None = None  # data-dictionary version stamped on the DWD rows this run writes
 
 
 TransformFn = Callable[[Context], dict[str, int]]

@@ -18,6 +18,10 @@ DAY_MS = 86_400_000
 EPOCH = dt.date(1970, 1, 1)
 
 
+# Tables touched_days and stage_days read besides their sources: transforms using them declare these inputs.
+DAY_INPUTS = ("meta_etl_dirty_day_log", "dim_pub_campus")
+
+
 def touched_days(ctx: Context, sources: Sequence[str]) -> set[tuple[str, dt.date]]:
     """(campus_id, dt) of rows of ``sources`` with load_id in (lo, hi], plus dirty days in that range."""
     s = ctx.session

@@ -114,6 +114,8 @@ def merge(ctx: Context, cand: str, params: tuple[object, ...], table: str, key: 
           columns: tuple[str, ...], span: tuple[int, int], version_col: str | None) -> int:
     """Delete rows of ``table`` superseded by a candidate (higher ``version_col``), insert absent keys.
 
+    Inserted rows get ``dict_ver = ctx.dict_ver``: the data-dictionary version they were conformed under.
+
     ``cand`` is a relation (table name or parenthesised SELECT taking ``params``). Existing rows are only
     looked for inside the candidates' time ``span`` so the anti-join reads a slice of the table (zone maps
     on DuckDB, the BRIN/unique index on PostgreSQL), not all of it.
@@ -125,9 +127,11 @@ def merge(ctx: Context, cand: str, params: tuple[object, ...], table: str, key: 
         s.execute(f"DELETE FROM {table} t WHERE {in_span} AND EXISTS (SELECT 1 FROM {cand} c "
                   f"WHERE {match} AND c.{version_col} > t.{version_col})", params)
     cols = ", ".join(columns)
+    # the dictionary version is a bound parameter; it precedes the candidates' parameters in the text
     return s.execute_count(
-        f"INSERT INTO {table} ({cols}) SELECT {', '.join('c.' + c for c in columns)} FROM {cand} c "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {in_span} AND {match})", params)
+        f"INSERT INTO {table} ({cols}, dict_ver) SELECT {', '.join('c.' + c for c in columns)}, "
+        f"CAST(? AS VARCHAR) FROM {cand} c WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {in_span} AND {match})",
+        (ctx.dict_ver, *params))
 
 
 def dwd_readings(ctx: Context, device_filter: str | None = None) -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from cloud_ingest.warehouse.transforms.base import Context, Transform
-from cloud_ingest.warehouse.transforms.common import replace_days, stage_days, touched_days
+from cloud_ingest.warehouse.transforms.common import DAY_INPUTS, replace_days, stage_days, touched_days
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
 
 DAYS = "tmp_dws_days"
@@ -174,16 +174,17 @@ FROM x GROUP BY campus_id, device_id, dt""")
 
 
 TRANSFORMS = (
-    Transform("dws_env", dws_env, inputs=("dwd_env_reading_di",),
+    Transform("dws_env", dws_env, inputs=("dwd_env_reading_di", *DAY_INPUTS),
               outputs=("dws_env_room_1h", "dws_env_room_1d"), after=("dwd_reading",),
               doc="environment readings → room hourly and daily mean/min/max per metric"),
-    Transform("dws_occ", dws_occ, inputs=("dwd_occ_reading_di",), outputs=("dws_occ_room_1h",),
+    Transform("dws_occ", dws_occ, inputs=("dwd_occ_reading_di", *DAY_INPUTS), outputs=("dws_occ_room_1h",),
               after=("dwd_reading",), doc="people counts and presence → room hourly occupancy"),
     Transform("dws_energy", dws_energy,
-              inputs=("dwd_energy_reading_di", "dim_iot_device", "dim_pub_building"),
+              inputs=("dwd_energy_reading_di", "dim_iot_device", "dim_pub_building", *DAY_INPUTS),
               outputs=("dws_energy_building_1h", "dws_energy_building_1d", "dws_energy_campus_1d"),
               after=("dwd_reading",),
               doc="main-meter energy counters → kWh per building hour/day and campus day"),
-    Transform("dws_iot_device", dws_iot_device, inputs=_ACTIVITY_SOURCES, outputs=("dws_iot_device_1d",),
+    Transform("dws_iot_device", dws_iot_device, inputs=(*_ACTIVITY_SOURCES, *DAY_INPUTS),
+              outputs=("dws_iot_device_1d",),
               after=("dwd_reading", "dwd_acs_event"), doc="all DWD rows → per device and day activity"),
 )

@@ -78,7 +78,7 @@ def run(session: Session, transforms: Sequence[Transform], hi: int, *, now_ms: i
 
             dict_ver = dictionary_version()
         started = int(now_ms if now_ms is not None else time.time_ns() // 1_000_000)
-        ctx = Context(session, lo, hi, run_id, started)
+        ctx = Context(session, lo, hi, run_id, started, dict_ver)
         t0 = time.perf_counter()
         try:
             with session.transaction():
