@@ -36,6 +36,8 @@ class Column:
     definition: str
     level: str  # classification level L1..L4
     unit: str = ""
+    range: tuple[float, float] | None = None  # declared [min, max] of a numeric column (catalog)
+    format: str = ""  # declared pattern or format of a text column (catalog)
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,7 +115,13 @@ def _column(name: str, raw: Any) -> Column:
         raise SchemaError(f"{where}.type: {raw['type']!r} is not one of {', '.join(TYPES)}")
     if raw["level"] not in LEVELS:
         raise SchemaError(f"{where}.level: {raw['level']!r} is not one of {', '.join(LEVELS)}")
-    return Column(name, raw["type"], str(raw["zh"]), str(raw["def"]), raw["level"], str(raw.get("unit", "")))
+    rng = raw.get("range")
+    if rng is not None and not (isinstance(rng, list) and len(rng) == 2
+                                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in rng)
+                                and rng[0] <= rng[1]):
+        raise SchemaError(f"{where}.range: must be [min, max] with min <= max")
+    return Column(name, raw["type"], str(raw["zh"]), str(raw["def"]), raw["level"], str(raw.get("unit", "")),
+                  (float(rng[0]), float(rng[1])) if rng is not None else None, str(raw.get("format", "")))
 
 
 def _table(name: str, raw: Any, columns: dict[str, Column], owners: dict[str, str]) -> Table:

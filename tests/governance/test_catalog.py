@@ -40,6 +40,16 @@ def test_every_column_has_its_standard(duck: Warehouse) -> None:
             assert c.type_duckdb == types[(t.name, c.name)], (t.name, c.name)
 
 
+def test_declared_owner_and_format_reach_the_catalog() -> None:
+    cat = {t.name: t for t in build_catalog().tables}
+    assert cat["dwd_acs_event_di"].owner.startswith("保卫处")  # the acs domain's owner
+    assert cat["meta_etl_run_log"].owner != cat["dwd_acs_event_di"].owner
+    assert not cat["dwd_acs_event_di"].owner_inherited
+    log = {c.name: c for c in cat["meta_pub_audit_log"].columns}
+    assert "public_viewer" in log["role_code"].value_range
+    assert log["role_code"].range_source == "schema"
+
+
 def test_catalog_values_come_from_schema_dictionary_and_lineage() -> None:
     cat = {t.name: t for t in build_catalog().tables}
     room = {c.name: c for c in cat["dim_pub_room"].columns}
