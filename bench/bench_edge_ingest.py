@@ -320,6 +320,36 @@ def _py_spy(pid: int, out: Path) -> Iterator[None]:
             proc.wait(5)
 
 
+# Where a sample's time goes: the first rule whose pattern is in the sample's stack (thread name first).
+PROFILE_CATEGORIES = (
+    ("SQLite (aiosqlite thread)", "_connection_worker_thread"),
+    ("ack after commit", "MqttSource.ack"),
+    ("on_message: convert + enqueue", "MqttSource._on_message"),
+    ("MQTT receive (paho thread)", "paho-mqtt-client"),
+    ("decode", "edge_agent/decode/"),
+    ("buffer commit (Python side)", "edge_agent/buffer/"),
+    ("daemon jobs (cut, upload, windows, status)", ("edge_agent/outbox", "edge_agent/upload", "edge_agent/windowing",
+                                                    "gateway/status", "apscheduler", "httpx", "gateway/devices")),
+    ("ingest loop, asyncio, other", ""),
+)
+
+
+def profile_summary(path: Path) -> list[tuple[str, float]]:
+    """Share of py-spy samples (non-idle, all threads) per category of :data:`PROFILE_CATEGORIES`."""
+    counts = dict.fromkeys((c for c, _ in PROFILE_CATEGORIES), 0)
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        total += int(n)
+        for cat, pats in PROFILE_CATEGORIES:
+            if any(p in stack for p in ((pats,) if isinstance(pats, str) else pats)):
+                counts[cat] += int(n)
+                break
+    return [(c, n / total if total else 0.0) for c, n in counts.items()]
+
+
 def _join(p: Any) -> None:
     p.join(30)
     if p.is_alive():
@@ -428,7 +458,8 @@ def main() -> int:
                 if k != "bare":
                     out = args.profile / f"{v}-{k}.txt"
                     one_run(k, make(v) if VARIANTS[v][4] else traffic[v], args.mode, profile=out)
-                    print(f"profile: {out}")
+                    shares = profile_summary(out)
+                    print(f"profile {v}/{k} ({out}): " + ", ".join(f"{c} {x:.0%}" for c, x in shares if x >= 0.005))
     path = write_result("edge_ingest", {"benchmark": "edge_ingest", "mode": args.mode, "runs": runs,
                                         "quick": args.quick, "target_ratio": TARGET_RATIO, "machine": info,
                                         "variants": results})
