@@ -19,6 +19,9 @@ import yaml
 from cloud_ingest.warehouse.errors import SchemaError
 
 SCHEMA_FILE = "schema.yaml"
+# Further schema files merged after SCHEMA_FILE, each with its own ``columns:`` and ``tables:`` (a subject area
+# kept in its own file: fewer edit conflicts). A column may be defined in one file only.
+EXTRA_FILES = ("schema_quality.yaml",)
 TIERS = ("ods", "dim", "dwd", "dws", "ads", "meta")
 KINDS = ("fact", "dim", "meta")
 TYPES = ("text", "int16", "int32", "int64", "float64", "bool", "date")
@@ -180,5 +183,19 @@ def load_schema() -> Schema:
     owners = raw.get("owners") or {}
     if not isinstance(owners, dict) or not all(isinstance(v, str) and v for v in owners.values()):
         raise SchemaError(f"{SCHEMA_FILE}: owners: must map each domain to its owner (text)")
-    tables = tuple(_table(name, t, columns, owners) for name, t in raw["tables"].items())
+    raw_tables = dict(raw["tables"])
+    for extra in EXTRA_FILES:
+        more = yaml.safe_load(resources.files("cloud_ingest.warehouse").joinpath(extra).read_text(encoding="utf-8"))
+        if not isinstance(more, dict):
+            raise SchemaError(f"{extra}: must be a mapping with columns: and tables:")
+        for name, c in (more.get("columns") or {}).items():
+            if name in columns:
+                raise SchemaError(f"{extra}: columns.{name}: already defined in another schema file")
+            columns[name] = _column(name, c)
+        owners = {**owners, **(more.get("owners") or {})}
+        for name, t in (more.get("tables") or {}).items():
+            if name in raw_tables:
+                raise SchemaError(f"{extra}: tables.{name}: already defined in another schema file")
+            raw_tables[name] = t
+    tables = tuple(_table(name, t, columns, owners) for name, t in raw_tables.items())
     return Schema(int(raw.get("version", 1)), str(raw.get("owner", "")), columns, tables)

@@ -1,0 +1,261 @@
+"""DWD (+ ODS) → data-quality tables (clause 六): per device and hour/day, per scope and day, campus score.
+
+Like DWS, each transform recomputes the campus days its inputs touched (delete-and-recompute: idempotent).
+Per kept reading of those days (all DWD reading tables) one staged row carries: the step since the
+series' previous reading, the value change, the lag ``received_ms - ts_ms`` (ODS batch), and flags for
+spike, stuck and counter decrease. The expected interval of a series (device, metric, aggregate, window)
+is the median step of its day — the cadence the device actually keeps, which the gaps do not move — and a
+step longer than ``gap_factor`` x that interval is a gap missing ``round(step / interval) - 1`` readings.
+Limits and weights come from ``cloud_ingest/quality/quality.yaml``; docs/quality.md gives the formulas.
+"""
+
+from __future__ import annotations
+
+from cloud_ingest.quality.config import DIMENSIONS, QualityConfig, default_config
+from cloud_ingest.warehouse.transforms.base import Context, Transform
+from cloud_ingest.warehouse.transforms.common import DAY_INPUTS, replace_days, stage_days, touched_days
+from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
+
+DAYS = "tmp_qlt_days"
+F8 = "DOUBLE PRECISION"
+Q_OUT_OF_RANGE, Q_CLOCK_SKEW, Q_INVALID = 1, 2, 256 | 512 | 1024
+COUNTS = ("reading_cnt", "expected_cnt", "gap_cnt", "dup_cnt", "timely_cnt", "out_range_cnt", "spike_cnt",
+          "stuck_cnt", "decrease_cnt", "skew_cnt", "disagree_cnt", "invalid_cnt")
+_SERIES = "r.device_id, r.metric_code, r.agg_code, r.window_s, r.dt"
+
+
+def _case(column: str, mapping: dict[str, float], default: str = "NULL") -> str:
+    if not mapping:
+        return default
+    whens = " ".join(f"WHEN '{k}' THEN {float(v)!r}" for k, v in sorted(mapping.items()))
+    return f"CASE {column} {whens} ELSE {default} END"
+
+
+def _stage_readings(ctx: Context, cfg: QualityConfig) -> None:
+    s = ctx.session
+    union = " UNION ALL ".join(
+        f"SELECT e.campus_id, e.building_id, e.room_id, e.gateway_id, e.device_id, e.metric_code, e.agg_code, "
+        f"e.window_s, e.ts_ms, e.hour_ms, e.dt, e.value, e.quality_flag, e.batch_seq FROM {t} e "
+        f"JOIN {DAYS} a ON a.campus_id = e.campus_id AND a.dt = e.dt" for t in PROCESS_TABLES.values())
+    part = "PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.dt ORDER BY r.ts_ms"
+    n = cfg.stuck_samples
+    stuck_in = ", ".join(f"'{m}'" for m in cfg.stuck_metrics) or "''"
+    s.execute("DROP TABLE IF EXISTS tmp_qlt_rd")
+    s.execute(f"""
+CREATE TEMP TABLE tmp_qlt_rd AS
+WITH r AS ({union}), w AS (
+    SELECT r.*, b.received_ms - r.ts_ms AS lag_ms, m.metric_type,
+        r.ts_ms - LAG(r.ts_ms) OVER ({part}) AS step_ms,
+        r.value - LAG(r.value) OVER ({part}) AS delta_val,
+        COUNT(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_n,
+        MIN(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_min,
+        MAX(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_max
+    FROM r
+    LEFT JOIN ods_iot_batch_di b ON b.gateway_id = r.gateway_id AND b.batch_seq = r.batch_seq
+    LEFT JOIN dim_iot_metric m ON m.metric_code = r.metric_code
+)
+SELECT w.campus_id, w.building_id, w.room_id, w.gateway_id, w.device_id, w.metric_code, w.agg_code, w.window_s,
+    w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.step_ms,
+    CASE WHEN w.agg_code = 'raw' AND w.delta_val IS NOT NULL
+          AND ABS(w.delta_val) > {_case("w.metric_code", cfg.max_rate_per_min)}
+              * GREATEST(CAST(w.step_ms AS {F8}) / 60000.0, 1.0) THEN 1 ELSE 0 END AS is_spike,
+    CASE WHEN w.metric_code IN ({stuck_in}) AND w.run_n = {n} AND w.run_min = w.run_max THEN 1 ELSE 0 END
+        AS is_stuck,
+    CASE WHEN w.metric_type = 'counter' AND w.agg_code = 'raw' AND w.delta_val < 0 THEN 1 ELSE 0 END
+        AS is_decrease
+FROM w""")
+    # expected interval per series-day: median step; missing readings per step beyond the gap factor
+    s.execute("DROP TABLE IF EXISTS tmp_qlt_gap")
+    s.execute(f"""
+CREATE TEMP TABLE tmp_qlt_gap AS
+WITH iv AS (
+    SELECT {_SERIES}, percentile_cont(0.5) WITHIN GROUP (ORDER BY r.step_ms) AS interval_ms
+    FROM tmp_qlt_rd r WHERE r.step_ms > 0 GROUP BY {_SERIES}
+)
+SELECT r.device_id, r.hour_ms, r.dt, r.step_ms,
+    CAST(ROUND(CAST(r.step_ms AS {F8}) / iv.interval_ms) AS BIGINT) - 1 AS missing_n
+FROM tmp_qlt_rd r
+JOIN iv ON iv.device_id = r.device_id AND iv.metric_code = r.metric_code AND iv.agg_code = r.agg_code
+    AND iv.window_s = r.window_s AND iv.dt = r.dt
+WHERE iv.interval_ms > 0 AND r.step_ms > {cfg.gap_factor!r} * iv.interval_ms""")
+    # duplicates: ODS rows of each kept key beyond the first
+    s.execute("DROP TABLE IF EXISTS tmp_qlt_dup")
+    s.execute("""
+CREATE TEMP TABLE tmp_qlt_dup AS
+SELECT k.device_id, k.hour_ms, COUNT(*) - COUNT(DISTINCT k.ts_ms || ':' || k.metric_code || ':' || k.agg_code
+                                                 || ':' || CAST(k.window_s AS VARCHAR)) AS dup_n
+FROM tmp_qlt_rd k
+JOIN ods_iot_reading_di o ON o.device_id = k.device_id AND o.metric_code = k.metric_code
+    AND o.agg_code = k.agg_code AND o.window_s = k.window_s AND o.ts_ms = k.ts_ms
+GROUP BY k.device_id, k.hour_ms""")
+    # room consistency: a device-hour whose mean is off the other sensors' mean of the room by > tolerance
+    tol = _case("m.metric_code", cfg.room_tolerance)
+    s.execute("DROP TABLE IF EXISTS tmp_qlt_dis")
+    s.execute(f"""
+CREATE TEMP TABLE tmp_qlt_dis AS
+WITH m AS (
+    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v, COUNT(*) AS n
+    FROM tmp_qlt_rd r
+    WHERE r.room_id IS NOT NULL AND r.value IS NOT NULL AND (r.quality_flag & {Q_OUT_OF_RANGE}) = 0
+        AND r.agg_code IN ('raw', 'mean')
+    GROUP BY r.room_id, r.metric_code, r.hour_ms, r.device_id
+), o AS (
+    SELECT m.*, SUM(m.v) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS v_sum,
+        COUNT(*) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS dev_n, {tol} AS tol
+    FROM m
+)
+SELECT o.device_id, o.hour_ms, SUM(o.n) AS dis_n
+FROM o
+WHERE o.dev_n >= 2 AND o.tol IS NOT NULL AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol
+GROUP BY o.device_id, o.hour_ms""")
+
+
+def _device_sql(ctx: Context, cfg: QualityConfig, table: str, grain: str) -> str:
+    hour = "r.hour_ms, " if grain == "hour_ms" else ""
+    key = "r.device_id, r.hour_ms" if grain == "hour_ms" else "r.device_id, r.dt"
+    gap_key = "g.device_id, g.hour_ms" if grain == "hour_ms" else "g.device_id, g.dt"
+    dup_join = ("d.device_id = r.device_id AND d.hour_ms = r.hour_ms" if grain == "hour_ms" else
+                "d.device_id = r.device_id AND d.dt = r.dt")
+    target = int(cfg.timely_target_s * 1000)
+    return f"""
+INSERT INTO {table} (campus_id, building_id, room_id, gateway_id, device_id, {hour.replace("r.", "")}dt,
+    reading_cnt, expected_cnt, gap_cnt, gap_max_ms, dup_cnt, lag_p50_ms, lag_p95_ms, lag_max_ms, timely_cnt,
+    out_range_cnt, spike_cnt, stuck_cnt, decrease_cnt, skew_cnt, disagree_cnt, invalid_cnt, load_id)
+WITH g AS (
+    SELECT {gap_key}, COUNT(*) AS gap_n, SUM(g.missing_n) AS missing_n, MAX(g.step_ms) AS gap_max
+    FROM tmp_qlt_gap g GROUP BY {gap_key}
+), d AS (
+    SELECT x.device_id, {"x.hour_ms" if grain == "hour_ms" else "y.dt"}, SUM(x.dup_n) AS dup_n
+    FROM tmp_qlt_dup x {"" if grain == "hour_ms" else
+                        "JOIN (SELECT DISTINCT device_id, hour_ms, dt FROM tmp_qlt_rd) y "
+                        "ON y.device_id = x.device_id AND y.hour_ms = x.hour_ms"}
+    GROUP BY x.device_id, {"x.hour_ms" if grain == "hour_ms" else "y.dt"}
+), c AS (
+    SELECT x.device_id, {"x.hour_ms" if grain == "hour_ms" else "y.dt"}, SUM(x.dis_n) AS dis_n
+    FROM tmp_qlt_dis x {"" if grain == "hour_ms" else
+                        "JOIN (SELECT DISTINCT device_id, hour_ms, dt FROM tmp_qlt_rd) y "
+                        "ON y.device_id = x.device_id AND y.hour_ms = x.hour_ms"}
+    GROUP BY x.device_id, {"x.hour_ms" if grain == "hour_ms" else "y.dt"}
+), a AS (
+    SELECT MIN(r.campus_id) AS campus_id, MIN(r.building_id) AS building_id, MIN(r.room_id) AS room_id,
+        MIN(r.gateway_id) AS gateway_id, {key}{", MIN(r.dt) AS dt" if grain == "hour_ms" else ""},
+        COUNT(*) AS reading_n,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY r.lag_ms) AS p50,
+        percentile_cont(0.95) WITHIN GROUP (ORDER BY r.lag_ms) AS p95, MAX(r.lag_ms) AS lag_max,
+        SUM(CASE WHEN r.lag_ms <= {target} THEN 1 ELSE 0 END) AS timely_n,
+        SUM(CASE WHEN (r.quality_flag & {Q_OUT_OF_RANGE}) <> 0 THEN 1 ELSE 0 END) AS oor_n,
+        SUM(r.is_spike) AS spike_n, SUM(r.is_stuck) AS stuck_n, SUM(r.is_decrease) AS dec_n,
+        SUM(CASE WHEN (r.quality_flag & {Q_CLOCK_SKEW}) <> 0 THEN 1 ELSE 0 END) AS skew_n,
+        SUM(CASE WHEN (r.quality_flag & {Q_INVALID}) <> 0 THEN 1 ELSE 0 END) AS invalid_n
+    FROM tmp_qlt_rd r
+    GROUP BY {key}
+)
+SELECT r.campus_id, r.building_id, r.room_id, r.gateway_id, r.device_id, {hour}r.dt, r.reading_n,
+    r.reading_n + COALESCE(g.missing_n, 0), COALESCE(g.gap_n, 0), g.gap_max, COALESCE(d.dup_n, 0),
+    r.p50, r.p95, r.lag_max, r.timely_n, r.oor_n, r.spike_n, r.stuck_n, r.dec_n, r.skew_n,
+    COALESCE(c.dis_n, 0), r.invalid_n, ?
+FROM a r
+LEFT JOIN g ON g.device_id = r.device_id AND g.{grain} = r.{grain}
+LEFT JOIN d ON {dup_join}
+LEFT JOIN c ON c.device_id = r.device_id AND c.{grain} = r.{grain}"""
+
+
+def qlt_device(ctx: Context) -> dict[str, int]:
+    """Per device and hour / day quality counts for the touched campus days."""
+    if stage_days(ctx, DAYS, touched_days(ctx, tuple(PROCESS_TABLES.values()))) == 0:
+        return {"dws_qlt_device_1h": 0, "dws_qlt_device_1d": 0}
+    cfg = default_config()
+    _stage_readings(ctx, cfg)
+    hourly = replace_days(ctx, "dws_qlt_device_1h", DAYS, _device_sql(ctx, cfg, "dws_qlt_device_1h", "hour_ms"))
+    daily = replace_days(ctx, "dws_qlt_device_1d", DAYS, _device_sql(ctx, cfg, "dws_qlt_device_1d", "dt"))
+    for t in ("tmp_qlt_rd", "tmp_qlt_gap", "tmp_qlt_dup", "tmp_qlt_dis"):
+        ctx.session.execute(f"DROP TABLE IF EXISTS {t}")
+    return {"dws_qlt_device_1h": hourly, "dws_qlt_device_1d": daily}
+
+
+def rates_sql(cfg: QualityConfig) -> dict[str, str]:
+    """SQL of each dimension rate and the score over summed counts (columns of a scope row)."""
+    n = f"CAST(NULLIF(SUM(reading_cnt), 0) AS {F8})"
+    rates = {
+        "completeness": f"CAST(SUM(reading_cnt) AS {F8}) / NULLIF(SUM(expected_cnt), 0)",
+        "timeliness": f"SUM(timely_cnt) / {n}",
+        "uniqueness": f"1 - SUM(dup_cnt) / CAST(NULLIF(SUM(reading_cnt) + SUM(dup_cnt), 0) AS {F8})",
+        "accuracy": f"GREATEST(0, 1 - (SUM(out_range_cnt) + SUM(spike_cnt) + SUM(stuck_cnt)) / {n})",
+        "consistency": f"GREATEST(0, 1 - (SUM(decrease_cnt) + SUM(skew_cnt) + SUM(disagree_cnt)) / {n})",
+        "validity": f"1 - SUM(invalid_cnt) / {n}",
+    }
+    total = sum(cfg.weights.values())
+    score = " + ".join(f"{cfg.weights[d] / total!r} * COALESCE({rates[d]}, 1)" for d in DIMENSIONS)
+    return {**rates, "score": f"100 * ({score})"}
+
+
+def qlt_scope(ctx: Context) -> dict[str, int]:
+    """Per scope (device/room/building/gateway/campus) and day: rates and score; campus score; findings."""
+    if stage_days(ctx, "tmp_qlt_sdays", touched_days(ctx, ("dws_qlt_device_1d",))) == 0:
+        return {"dws_qlt_scope_1d": 0, "ads_qlt_campus_score_1d": 0, "meta_qlt_finding_cur": 0}
+    cfg = default_config()
+    r = rates_sql(cfg)
+    cols = ", ".join(f"{c}" for c in COUNTS if c != "reading_cnt")
+    sums = ", ".join(f"SUM({c})" for c in COUNTS if c != "reading_cnt")
+    rate_cols = ", ".join(f"{d}_rate" for d in DIMENSIONS)
+    rate_vals = ", ".join(r[d] for d in DIMENSIONS)
+    s = ctx.session
+    s.execute("DELETE FROM dws_qlt_scope_1d t WHERE EXISTS "
+              "(SELECT 1 FROM tmp_qlt_sdays a WHERE a.campus_id = t.campus_id AND a.dt = t.dt)")
+    n = 0
+    for scope in ("device", "room", "building", "gateway", "campus"):
+        sid = f"d.{scope}_id"
+        n += s.execute_count(f"""
+INSERT INTO dws_qlt_scope_1d (campus_id, scope_code, scope_id, dt, device_cnt, reading_cnt, {cols}, gap_max_ms,
+    lag_p95_ms, lag_max_ms, {rate_cols}, quality_score, load_id)
+SELECT d.campus_id, '{scope}', {sid}, d.dt, COUNT(DISTINCT d.device_id), SUM(reading_cnt), {sums}, MAX(gap_max_ms),
+    MAX(lag_p95_ms), MAX(lag_max_ms), {rate_vals}, {r["score"]}, ?
+FROM dws_qlt_device_1d d
+JOIN tmp_qlt_sdays a ON a.campus_id = d.campus_id AND a.dt = d.dt
+WHERE {sid} IS NOT NULL
+GROUP BY d.campus_id, {sid}, d.dt""", (ctx.hi,))
+    ads = replace_days(ctx, "ads_qlt_campus_score_1d", "tmp_qlt_sdays", f"""
+INSERT INTO ads_qlt_campus_score_1d (campus_id, dt, device_cnt, reading_cnt, {rate_cols}, quality_score, load_id)
+SELECT s.campus_id, s.dt, s.device_cnt, s.reading_cnt, {rate_cols}, s.quality_score, ?
+FROM dws_qlt_scope_1d s
+JOIN tmp_qlt_sdays a ON a.campus_id = s.campus_id AND a.dt = s.dt
+WHERE s.scope_code = 'campus'""")
+    found = _findings(ctx, cfg)
+    return {"dws_qlt_scope_1d": n, "ads_qlt_campus_score_1d": ads, "meta_qlt_finding_cur": found}
+
+
+def _findings(ctx: Context, cfg: QualityConfig) -> int:
+    """Refresh open findings of the staged days; acknowledged and fixed findings are kept as they are."""
+    s = ctx.session
+    s.execute("DELETE FROM meta_qlt_finding_cur t WHERE t.status_code = 'open' AND EXISTS "
+              "(SELECT 1 FROM tmp_qlt_sdays a WHERE a.campus_id = t.campus_id AND a.dt = t.dt)")
+    scopes = ", ".join(f"'{x}'" for x in cfg.finding_scopes) or "''"
+    n = 0
+    for dim in DIMENSIONS:
+        if dim not in cfg.thresholds:
+            continue
+        n += s.execute_count(f"""
+INSERT INTO meta_qlt_finding_cur (finding_id, campus_id, scope_code, scope_id, dt, dimension_code, value,
+    threshold_val, status_code, opened_ms, updated_ms, note_text)
+SELECT CAST(s.dt AS VARCHAR) || ':' || s.scope_code || ':' || s.scope_id || ':{dim}', s.campus_id, s.scope_code,
+    s.scope_id, s.dt, '{dim}', s.{dim}_rate, {cfg.thresholds[dim]!r}, 'open', ?, ?, NULL
+FROM dws_qlt_scope_1d s
+JOIN tmp_qlt_sdays a ON a.campus_id = s.campus_id AND a.dt = s.dt
+WHERE s.scope_code IN ({scopes}) AND s.{dim}_rate < {cfg.thresholds[dim]!r}
+    AND NOT EXISTS (SELECT 1 FROM meta_qlt_finding_cur f WHERE f.finding_id =
+        CAST(s.dt AS VARCHAR) || ':' || s.scope_code || ':' || s.scope_id || ':{dim}')""",
+                             (ctx.now_ms, ctx.now_ms))
+    return n
+
+
+_DWD = tuple(PROCESS_TABLES.values())
+TRANSFORMS = (
+    Transform("qlt_device", qlt_device,
+              inputs=(*_DWD, "ods_iot_reading_di", "ods_iot_batch_di", "dim_iot_metric", *DAY_INPUTS),
+              outputs=("dws_qlt_device_1h", "dws_qlt_device_1d"), after=("dwd_reading",),
+              doc="DWD/ODS readings → per device and hour/day: completeness, lag, duplicates, accuracy, consistency"),
+    Transform("qlt_scope", qlt_scope, inputs=("dws_qlt_device_1d", *DAY_INPUTS),
+              # also refreshes meta_qlt_finding_cur: bookkeeping, like the watermark table, so not a lineage output
+              outputs=("dws_qlt_scope_1d", "ads_qlt_campus_score_1d"),
+              after=("qlt_device",), doc="per scope and day: six dimension rates, quality score, findings"),
+)
