@@ -24,7 +24,7 @@ def _rows(wh: Warehouse, sql: str) -> list[dict[str, Any]]:
 
 
 def build_report(wh: Warehouse, period: str = "day") -> dict[str, Any]:
-    """The report as a JSON-ready mapping: campus trend, worst devices/rooms, gaps, open findings."""
+    """The report as a JSON-ready mapping: campus days and hours, worst devices/rooms, gaps, findings."""
     if period not in PERIODS:
         raise ValueError(f"period {period!r} is not one of {', '.join(PERIODS)}")
     rates = ", ".join(f"{d}_rate" for d in DIMENSIONS)
@@ -33,6 +33,8 @@ def build_report(wh: Warehouse, period: str = "day") -> dict[str, Any]:
         "dimensions": list(DIMENSIONS),
         "campus": _rows(wh, f"SELECT campus_id, dt, device_cnt, reading_cnt, {rates}, quality_score "
                             "FROM ads_qlt_campus_score_1d ORDER BY campus_id, dt"),
+        "campus_hourly": _rows(wh, f"SELECT scope_id AS campus_id, hour_ms, dt, reading_cnt, {rates}, quality_score "
+                                   "FROM dws_qlt_scope_1h WHERE scope_code = 'campus' ORDER BY scope_id, hour_ms"),
         "worst_devices": _rows(wh, f"SELECT scope_id AS device_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d "
                                    f"WHERE scope_code = 'device' ORDER BY quality_score, scope_id LIMIT {WORST_N}"),
         "worst_rooms": _rows(wh, f"SELECT scope_id AS room_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d "
@@ -45,9 +47,9 @@ def build_report(wh: Warehouse, period: str = "day") -> dict[str, Any]:
     }
 
 
-def _trend_svg(campus: list[dict[str, Any]]) -> str:
+def _trend_svg(campus: list[dict[str, Any]], key: str = "dt") -> str:
     w, h, pad = 640, 220, 30
-    days = sorted({r["dt"] for r in campus})
+    days = sorted({r[key] for r in campus})
     colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
              'aria-label="dimension trend">',
@@ -55,7 +57,7 @@ def _trend_svg(campus: list[dict[str, Any]]) -> str:
     for i, d in enumerate(DIMENSIONS):
         pts = []
         for j, day in enumerate(days):
-            vals = [r[f"{d}_rate"] for r in campus if r["dt"] == day and r[f"{d}_rate"] is not None]
+            vals = [r[f"{d}_rate"] for r in campus if r[key] == day and r[f"{d}_rate"] is not None]
             if not vals:
                 continue
             x = pad + (w - 2 * pad) * (j + 0.5) / max(1, len(days))
@@ -109,7 +111,8 @@ def render_html(report: dict[str, Any]) -> str:
         f"<h1>Data quality report ({html.escape(report['period'])})</h1>"
         "<h2>Campus score and dimensions</h2>"
         + _table(report["campus"], ["campus_id", "dt", "quality_score", *rate_cols])
-        + "<h2>Trend per dimension</h2>" + _trend_svg(report["campus"])
+        + "<h2>Trend per dimension (days)</h2>" + _trend_svg(report["campus"])
+        + "<h2>Trend per dimension (hours)</h2>" + _trend_svg(report["campus_hourly"], "hour_ms")
         + "<h2>Worst devices</h2>" + _table(report["worst_devices"], ["device_id", "dt", "quality_score", *rate_cols])
         + "<h2>Worst rooms</h2>" + _table(report["worst_rooms"], ["room_id", "dt", "quality_score", *rate_cols])
         + "<h2>Gap timeline</h2>" + _gap_svg(report["gaps"])

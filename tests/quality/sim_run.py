@@ -22,6 +22,7 @@ from tests.governance import edge_run
 ROOT = Path(__file__).resolve().parents[2]
 START_MS = 1_725_235_200_000  # 2024-09-02T00:00:00Z
 GATEWAY = "gw-qlt"
+LATE_MS = 3_600_000  # delay of a late batch: well past the timeliness target (quality.yaml, 300 s)
 
 
 @dataclass
@@ -31,11 +32,13 @@ class SimRun:
     fault_readings: Counter[str] = field(default_factory=Counter)  # fault kind → readings of those messages
     gap_missing: int = 0  # messages suppressed by gaps (simulator ledger)
     messages: int = 0
+    late_readings: int = 0  # readings in batches received LATE_MS after they were cut
 
 
-def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: int = 7) -> SimRun:
-    sim = Simulator.build(devices, seed=seed, start_ms=START_MS, rate=200, time_scale=60, faults=faults,
-                          mix="zigbee2mqtt")
+def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: int = 7, mix: str = "zigbee2mqtt",
+        late_every: int = 0) -> SimRun:
+    """Simulate, decode, land (every ``late_every``-th batch LATE_MS late) and transform; the faults' account."""
+    sim = Simulator.build(devices, seed=seed, start_ms=START_MS, rate=200, time_scale=60, faults=faults, mix=mix)
     reg = registry_for(sim, campus_id="cmp-q", gateway_id=GATEWAY, profile_versions={})
     wh.load_registry(parse_registry(reg, "sim"))
     profiles = ProfileSet.load(ROOT / "device_profiles", timezone="Asia/Shanghai")
@@ -49,12 +52,18 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
         if not pending:
             return
         seq += 1
+        late = bool(late_every) and seq % late_every == 0
+        if late:
+            out.late_readings += len(pending)
         body = encode(edge_run.make_batch(GATEWAY, seq, pending, [], created))
-        wh.land_batch(wire_decode(body), body_checksum=hashlib.sha256(body).hexdigest(), received_ms=created + 500)
+        wh.land_batch(wire_decode(body), body_checksum=hashlib.sha256(body).hexdigest(),
+                      received_ms=created + 500 + (LATE_MS if late else 0))
         pending = []
 
+    last = START_MS
     for m in sim.messages(n):
         out.messages += 1
+        last = max(last, m.ts_ms)
         r = decode(Message(m.topic, m.payload, m.ts_ms), profiles, now_ms=m.ts_ms, pseudonymizer=pz)
         if m.fault:
             out.faults[m.fault] += 1
@@ -66,7 +75,7 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
         pending.extend(r.readings)
         if len(pending) >= 400:
             flush(m.ts_ms)
-    flush(sim.start_ms + 10**9)
+    flush(last)
     out.gap_missing = sum(int(f.detail.split()[2]) for f in sim.ledger if f.kind == "gaps")
     wh.run_transforms()
     return out

@@ -61,6 +61,11 @@ def test_gaps_lower_completeness_by_the_suppressed_share(landed: tuple[Warehouse
 
 def test_scores_and_findings_exist_for_every_scope(landed: tuple[Warehouse, sim_run.SimRun]) -> None:
     wh, _ = landed
+    hourly = wh.query("SELECT SUM(reading_cnt), SUM(expected_cnt), SUM(dup_cnt) FROM dws_qlt_scope_1h "
+                      "WHERE scope_code = 'campus'")[1][0]
+    daily = wh.query("SELECT reading_cnt, expected_cnt, dup_cnt FROM dws_qlt_scope_1d "
+                     "WHERE scope_code = 'campus'")[1][0]
+    assert hourly == daily
     scopes = dict(wh.query("SELECT scope_code, COUNT(*) FROM dws_qlt_scope_1d GROUP BY scope_code")[1])
     assert set(scopes) == {"device", "room", "building", "gateway", "campus"}
     score = wh.query("SELECT quality_score FROM ads_qlt_campus_score_1d")[1]
@@ -72,8 +77,8 @@ def test_scores_and_findings_exist_for_every_scope(landed: tuple[Warehouse, sim_
 
 def test_running_transforms_again_changes_nothing(landed: tuple[Warehouse, sim_run.SimRun]) -> None:
     wh, _ = landed
-    tables = ("dws_qlt_device_1h", "dws_qlt_device_1d", "dws_qlt_scope_1d", "ads_qlt_campus_score_1d",
-              "meta_qlt_finding_cur")
+    tables = ("dws_qlt_device_1h", "dws_qlt_device_1d", "dws_qlt_scope_1d", "dws_qlt_scope_1h",
+              "ads_qlt_campus_score_1d", "meta_qlt_finding_cur")
     before = {t: sorted(map(repr, wh.query(f"SELECT * FROM {t}")[1])) for t in tables}
     wh.run_transforms()
     with wh.maintenance() as s:  # force a recompute of the same range: delete-and-recompute is idempotent
@@ -86,3 +91,24 @@ def test_running_transforms_again_changes_nothing(landed: tuple[Warehouse, sim_r
         assert after[t] == before[t], t
     ids = lambda rows: sorted(r.split(",")[0] for r in rows)  # noqa: E731
     assert ids(after["meta_qlt_finding_cur"]) == ids(before["meta_qlt_finding_cur"])
+
+
+def test_clock_skew_and_counter_resets_lower_consistency(tmp_path: Path) -> None:
+    with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        run = sim_run.run(wh, "skew=0.03,resets=0.02", mix="all", n=5000)
+        c = _campus(wh)
+    assert run.faults["skew"] > 50
+    assert c["skew_cnt"] == run.fault_readings["skew"]  # the edge flags every reading of a skewed message
+    # a reset shows as a decrease unless the counter was still at zero or it hit a series' first reading
+    assert 0.5 * run.faults["resets"] <= c["decrease_cnt"] <= 2 * run.faults["resets"]
+    injected = (run.fault_readings["skew"] + run.faults["resets"]) / run.readings
+    assert abs((1 - c["consistency_rate"]) - injected) < 0.01
+
+
+def test_late_batches_lower_timeliness_by_their_share(tmp_path: Path) -> None:
+    with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        run = sim_run.run(wh, "", n=3000, devices=20, late_every=4)
+        c = _campus(wh)
+    assert run.late_readings > 0
+    assert c["timely_cnt"] == c["reading_cnt"] - run.late_readings  # no duplicates: every reading is kept
+    assert c["lag_max_ms"] >= sim_run.LATE_MS

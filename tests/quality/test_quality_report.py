@@ -37,13 +37,14 @@ def wh_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_report_writes_json_and_self_contained_html(wh_url: str, tmp_path: Path) -> None:
     assert main(["quality", "report", "--period", "day", "--out", str(tmp_path), "--warehouse", wh_url]) == 0
     report = json.loads((tmp_path / "quality.json").read_text(encoding="utf-8"))
-    assert set(report) >= {"period", "dimensions", "campus", "worst_devices", "worst_rooms", "gaps", "findings"}
+    assert set(report) >= {"period", "dimensions", "campus", "campus_hourly", "worst_devices", "worst_rooms", "gaps",
+                           "findings"}
     assert report["campus"][0]["quality_score"] > 0
     assert report["gaps"]
     page = (tmp_path / "quality.html").read_text(encoding="utf-8")
     parser = _Tags()
     parser.feed(page)
-    assert parser.tags.count("svg") >= 2  # trend and gap timeline
+    assert parser.tags.count("svg") >= 3  # daily and hourly trend, gap timeline
     assert parser.external == []
 
 

@@ -190,30 +190,14 @@ def rates_sql(cfg: QualityConfig) -> dict[str, str]:
 
 
 def qlt_scope(ctx: Context) -> dict[str, int]:
-    """Per scope (device/room/building/gateway/campus) and day: rates and score; campus score; findings."""
+    """Per scope (device/room/building/gateway/campus) and hour/day: rates and score; campus score; findings."""
     if stage_days(ctx, "tmp_qlt_sdays", touched_days(ctx, ("dws_qlt_device_1d",))) == 0:
-        return {"dws_qlt_scope_1d": 0, "ads_qlt_campus_score_1d": 0, "meta_qlt_finding_cur": 0}
+        return {"dws_qlt_scope_1d": 0, "dws_qlt_scope_1h": 0, "ads_qlt_campus_score_1d": 0,
+                "meta_qlt_finding_cur": 0}
     cfg = default_config()
-    r = rates_sql(cfg)
-    cols = ", ".join(f"{c}" for c in COUNTS if c != "reading_cnt")
-    sums = ", ".join(f"SUM({c})" for c in COUNTS if c != "reading_cnt")
     rate_cols = ", ".join(f"{d}_rate" for d in DIMENSIONS)
-    rate_vals = ", ".join(r[d] for d in DIMENSIONS)
-    s = ctx.session
-    s.execute("DELETE FROM dws_qlt_scope_1d t WHERE EXISTS "
-              "(SELECT 1 FROM tmp_qlt_sdays a WHERE a.campus_id = t.campus_id AND a.dt = t.dt)")
-    n = 0
-    for scope in ("device", "room", "building", "gateway", "campus"):
-        sid = f"d.{scope}_id"
-        n += s.execute_count(f"""
-INSERT INTO dws_qlt_scope_1d (campus_id, scope_code, scope_id, dt, device_cnt, reading_cnt, {cols}, gap_max_ms,
-    lag_p95_ms, lag_max_ms, {rate_cols}, quality_score, load_id)
-SELECT d.campus_id, '{scope}', {sid}, d.dt, COUNT(DISTINCT d.device_id), SUM(reading_cnt), {sums}, MAX(gap_max_ms),
-    MAX(lag_p95_ms), MAX(lag_max_ms), {rate_vals}, {r["score"]}, ?
-FROM dws_qlt_device_1d d
-JOIN tmp_qlt_sdays a ON a.campus_id = d.campus_id AND a.dt = d.dt
-WHERE {sid} IS NOT NULL
-GROUP BY d.campus_id, {sid}, d.dt""", (ctx.hi,))
+    n = _scope_rows(ctx, cfg, "dws_qlt_scope_1d", "dws_qlt_device_1d", "")
+    n_hour = _scope_rows(ctx, cfg, "dws_qlt_scope_1h", "dws_qlt_device_1h", "hour_ms")
     ads = replace_days(ctx, "ads_qlt_campus_score_1d", "tmp_qlt_sdays", f"""
 INSERT INTO ads_qlt_campus_score_1d (campus_id, dt, device_cnt, reading_cnt, {rate_cols}, quality_score, load_id)
 SELECT s.campus_id, s.dt, s.device_cnt, s.reading_cnt, {rate_cols}, s.quality_score, ?
@@ -221,7 +205,34 @@ FROM dws_qlt_scope_1d s
 JOIN tmp_qlt_sdays a ON a.campus_id = s.campus_id AND a.dt = s.dt
 WHERE s.scope_code = 'campus'""")
     found = _findings(ctx, cfg)
-    return {"dws_qlt_scope_1d": n, "ads_qlt_campus_score_1d": ads, "meta_qlt_finding_cur": found}
+    return {"dws_qlt_scope_1d": n, "dws_qlt_scope_1h": n_hour, "ads_qlt_campus_score_1d": ads,
+            "meta_qlt_finding_cur": found}
+
+
+def _scope_rows(ctx: Context, cfg: QualityConfig, table: str, source: str, hour: str) -> int:
+    """Replace ``table``'s rows of the staged days by per-scope sums of ``source`` (per hour if ``hour``)."""
+    r = rates_sql(cfg)
+    cols = ", ".join(c for c in COUNTS if c != "reading_cnt")
+    sums = ", ".join(f"SUM({c})" for c in COUNTS if c != "reading_cnt")
+    rate_cols = ", ".join(f"{d}_rate" for d in DIMENSIONS)
+    rate_vals = ", ".join(r[d] for d in DIMENSIONS)
+    h_col, h_sel = ("hour_ms, ", "d.hour_ms, ") if hour else ("", "")
+    s = ctx.session
+    s.execute(f"DELETE FROM {table} t WHERE EXISTS "
+              "(SELECT 1 FROM tmp_qlt_sdays a WHERE a.campus_id = t.campus_id AND a.dt = t.dt)")
+    n = 0
+    for scope in ("device", "room", "building", "gateway", "campus"):
+        sid = f"d.{scope}_id"
+        n += s.execute_count(f"""
+INSERT INTO {table} (campus_id, scope_code, scope_id, {h_col}dt, device_cnt, reading_cnt, {cols}, gap_max_ms,
+    lag_p95_ms, lag_max_ms, {rate_cols}, quality_score, load_id)
+SELECT d.campus_id, '{scope}', {sid}, {h_sel}d.dt, COUNT(DISTINCT d.device_id), SUM(reading_cnt), {sums},
+    MAX(gap_max_ms), MAX(lag_p95_ms), MAX(lag_max_ms), {rate_vals}, {r["score"]}, ?
+FROM {source} d
+JOIN tmp_qlt_sdays a ON a.campus_id = d.campus_id AND a.dt = d.dt
+WHERE {sid} IS NOT NULL
+GROUP BY d.campus_id, {sid}, {h_sel}d.dt""", (ctx.hi,))
+    return n
 
 
 def _findings(ctx: Context, cfg: QualityConfig) -> int:
@@ -254,8 +265,8 @@ TRANSFORMS = (
               inputs=(*_DWD, "ods_iot_reading_di", "ods_iot_batch_di", "dim_iot_metric", *DAY_INPUTS),
               outputs=("dws_qlt_device_1h", "dws_qlt_device_1d"), after=("dwd_reading",),
               doc="DWD/ODS readings → per device and hour/day: completeness, lag, duplicates, accuracy, consistency"),
-    Transform("qlt_scope", qlt_scope, inputs=("dws_qlt_device_1d", *DAY_INPUTS),
+    Transform("qlt_scope", qlt_scope, inputs=("dws_qlt_device_1d", "dws_qlt_device_1h", *DAY_INPUTS),
               # also refreshes meta_qlt_finding_cur: bookkeeping, like the watermark table, so not a lineage output
-              outputs=("dws_qlt_scope_1d", "ads_qlt_campus_score_1d"),
+              outputs=("dws_qlt_scope_1d", "dws_qlt_scope_1h", "ads_qlt_campus_score_1d"),
               after=("qlt_device",), doc="per scope and day: six dimension rates, quality score, findings"),
 )
