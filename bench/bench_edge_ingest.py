@@ -460,9 +460,9 @@ def main() -> int:
                     one_run(k, make(v) if VARIANTS[v][4] else traffic[v], args.mode, profile=out)
                     shares = profile_summary(out)
                     print(f"profile {v}/{k} ({out}): " + ", ".join(f"{c} {x:.0%}" for c, x in shares if x >= 0.005))
-    path = write_result("edge_ingest", {"benchmark": "edge_ingest", "mode": args.mode, "runs": runs,
-                                        "quick": args.quick, "target_ratio": TARGET_RATIO, "machine": info,
-                                        "variants": results})
+    path = write_result("edge_ingest" + ("-quick" if args.quick else ""), {
+        "benchmark": "edge_ingest", "mode": args.mode, "runs": runs, "quick": args.quick,
+        "target_ratio": TARGET_RATIO, "machine": info, "variants": results})
     print(f"results: {path.relative_to(ROOT)}")
     return 0
 

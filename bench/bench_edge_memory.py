@@ -298,7 +298,7 @@ def main() -> int:
         via_daemon["growth_mb"] = round(via_daemon["points"][-1]["rss_mb"] - via_daemon["points"][0]["rss_mb"], 1)
         print(f"RSS growth from {sizes[0]:,} to {sizes[-1]:,} readings: {via_daemon['growth_mb']:+} MB")
 
-    path = write_result("edge_memory", {
+    path = write_result("edge_memory" + ("-quick" if args.quick else ""), {
         "benchmark": "edge_memory", "quick": args.quick, "target_mb": TARGET_MB, "machine": info,
         "import_floor": _mem_row(floor), "devices": dev_rows, "backlog_direct": direct, "backlog_daemon": via_daemon})
     print(f"results: {path.relative_to(ROOT)}")

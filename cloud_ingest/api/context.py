@@ -16,7 +16,7 @@ from starlette.requests import Request
 from cloud_ingest.api.auth import Principal, TokenStore
 from cloud_ingest.api.errors import Problem
 from cloud_ingest.api.heartbeats import FleetStore
-from cloud_ingest.api.limits import BodyTimeout, BodyTooLarge, Gate, read_capped
+from cloud_ingest.api.limits import BodyTimeout, BodyTooLarge, Gate, drain, read_capped
 from cloud_ingest.api.metrics import ApiMetrics
 from cloud_ingest.api.settings import ApiSettings
 from cloud_ingest.warehouse import LandResult
@@ -35,6 +35,9 @@ class WarehouseLike(Protocol):
 
 # The rest of a refused body is not read: closing the connection stops the client sending it.
 _CLOSE = {"Connection": "close"}
+# A refused body up to this size is read and discarded before the 413 (the client then sees the answer,
+# not a reset); a larger one is refused unread and the connection closed.
+DRAIN_MAX_BYTES = 1024 * 1024
 
 
 def wall_clock_ms() -> int:
@@ -104,11 +107,23 @@ def check_length(request: Request, limit: int) -> None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, streamed with a hard cap of ``limit`` bytes and the body deadline (413/408)."""
-    check_length(request, limit)
+    """The request body, streamed with a hard cap of ``limit`` bytes and the body deadline (413/408).
+
+    An over-limit body of at most ``DRAIN_MAX_BYTES`` is drained before the 413 is sent.
+    """
+    timeout_s = context(request).settings.body_timeout_s
+    chunks = request.stream()  # one iterator: Starlette refuses a second stream() call
     try:
-        return await read_capped(request.stream(), limit, context(request).settings.body_timeout_s)
+        check_length(request, limit)
+    except Problem as exc:
+        if exc.status == 413 and int(request.headers["content-length"]) <= DRAIN_MAX_BYTES:
+            await drain(chunks, DRAIN_MAX_BYTES, timeout_s)
+        raise
+    try:
+        return await read_capped(chunks, limit, timeout_s)
     except BodyTooLarge as exc:
+        if exc.seen <= DRAIN_MAX_BYTES:
+            await drain(chunks, DRAIN_MAX_BYTES - exc.seen, timeout_s)
         raise Problem(413, "body_too_large", f"body exceeds the limit of {limit} bytes",
                       field="body", headers=_CLOSE) from exc
     except BodyTimeout as exc:

@@ -56,6 +56,22 @@ async def read_capped(chunks: AsyncIterable[bytes], limit: int, timeout_s: float
     return bytes(buf)
 
 
+async def drain(chunks: AsyncIterable[bytes], max_bytes: int, timeout_s: float) -> bool:
+    """Read and discard ``chunks`` up to ``max_bytes`` within ``timeout_s``; True when the body ended.
+
+    A refused body that is small enough is drained before the answer, so the client reads the 413 instead
+    of a TCP reset (closing a socket with unread data resets it).
+    """
+    seen = 0
+    with anyio.move_on_after(timeout_s):
+        async for chunk in chunks:
+            seen += len(chunk)
+            if seen > max_bytes:
+                return False
+        return True
+    return False
+
+
 class Gate:
     """At most ``limit`` holders; a request that finds none free waits up to ``wait_s`` (0: not at all).
 
