@@ -15,13 +15,14 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud_ingest.api import ads, batches, fleet
 from cloud_ingest.api.auth import TokenStore
 from cloud_ingest.api.context import ApiContext, WarehouseLike, context, wall_clock_ms
 from cloud_ingest.api.errors import Problem, SettingsError
-from cloud_ingest.api.heartbeats import FleetStore, GatewayRecord, InMemoryFleetStore
+from cloud_ingest.api.heartbeats import FleetStore, HeartbeatIn, InMemoryFleetStore
 from cloud_ingest.api.limits import Gate
 from cloud_ingest.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cloud_ingest.api.metrics import ApiMetrics
@@ -32,6 +33,9 @@ _LOGGER = logging.getLogger(__name__)
 READY_TIMEOUT_S = 2.0  # /readyz gives up on a warehouse that does not answer SELECT 1 in this time
 _LAST_UPLOADS_SQL = ("SELECT gateway_id, MAX(received_ms), MAX(batch_seq) FROM ods_iot_batch_di "
                      "GROUP BY gateway_id")
+_LAST_HEARTBEATS_SQL = ("SELECT h.gateway_id, h.received_ms, h.heartbeat_json FROM ods_iot_heartbeat_di h "
+                        "JOIN (SELECT gateway_id, MAX(load_id) AS load_id FROM ods_iot_heartbeat_di "
+                        "GROUP BY gateway_id) x ON x.gateway_id = h.gateway_id AND x.load_id = h.load_id")
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 413: "body_too_large",
                  415: "unsupported_media_type", 422: "bad_request"}
@@ -49,10 +53,15 @@ def _problem_response(ctx: ApiContext, request: Request, problem: Problem) -> JS
     return JSONResponse(problem.body(), status_code=problem.status, headers=problem.headers)
 
 
-def _seed_fleet(warehouse: WarehouseLike) -> list[GatewayRecord]:
-    """Last upload per gateway from the landing tier, so a restart does not forget it."""
-    _, rows = warehouse.query(_LAST_UPLOADS_SQL)
-    return [GatewayRecord(str(gw), last_upload_ms=int(ms), last_seq=int(seq)) for gw, ms, seq in rows]
+def _seed_fleet(warehouse: WarehouseLike, store: InMemoryFleetStore) -> None:
+    """Last heartbeat and last upload per gateway from the landing tier, so a restart does not forget them."""
+    for gw, received_ms, body in warehouse.query(_LAST_HEARTBEATS_SQL)[1]:
+        try:
+            store.record_heartbeat(HeartbeatIn.model_validate_json(body), int(received_ms))
+        except ValidationError:
+            _LOGGER.warning("stored last heartbeat of %s no longer validates; skipped", gw)
+    for gw, ms, seq in warehouse.query(_LAST_UPLOADS_SQL)[1]:
+        store.record_upload(str(gw), int(seq), int(ms))
 
 
 def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: TokenStore | None = None,
@@ -83,12 +92,9 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if seed_fleet and isinstance(ctx.fleet, InMemoryFleetStore):
             try:
-                records = await anyio.to_thread.run_sync(_seed_fleet, warehouse)
+                await anyio.to_thread.run_sync(_seed_fleet, warehouse, ctx.fleet)
             except Exception:
-                _LOGGER.exception("cannot read last uploads from the warehouse; fleet starts empty")
-            else:
-                for r in records:
-                    ctx.fleet.record_upload(r.gateway, r.last_seq or 0, r.last_upload_ms or 0)
+                _LOGGER.exception("cannot read last heartbeats and uploads from the warehouse; fleet starts empty")
         yield
 
     app = FastAPI(title="Campus ingest API", version="1", lifespan=lifespan, redirect_slashes=False,

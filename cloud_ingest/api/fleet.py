@@ -11,6 +11,7 @@ gateway's own token.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Literal
 
@@ -117,6 +118,14 @@ async def post_heartbeat(request: Request) -> HeartbeatAck:
     require_gateway(principal, hb.gateway, "this heartbeat")
     received_ms = ctx.clock_ms()
     record = await anyio.to_thread.run_sync(ctx.fleet.record_heartbeat, hb, received_ms)
+    try:  # history: its quarantine / eviction counters feed the quality tables
+        await anyio.to_thread.run_sync(functools.partial(
+            ctx.warehouse.land_heartbeat, hb.gateway, sent_ms=hb.sent_at_ms, received_ms=received_ms,
+            heartbeat_json=body.decode("utf-8", "replace")))
+    except Exception as exc:
+        _LOGGER.exception("heartbeat of %s not stored in the warehouse", hb.gateway)
+        raise Problem(503, "heartbeat_not_stored", "the warehouse could not store the heartbeat now; the next "
+                      "one carries the same cumulative counters", field="body") from exc
     ctx.metrics.heartbeats.inc()
     return HeartbeatAck(status="ok", gateway=hb.gateway, received_ms=received_ms,
                         clock_offset_ms=record.clock_offset_ms or 0)

@@ -4,10 +4,10 @@
 server stamps the receive time; the clock offset is ``sent_at_ms - received_ms`` (positive: the gateway's
 clock is ahead; network delay is included, so offsets of a few hundred ms are noise).
 
-Storage goes through :class:`FleetStore`. TODO(warehouse): the warehouse has no write path for the API
-yet; once it has ``ods_iot_heartbeat_di`` (history) and a current-state table with a write method, add a
-``WarehouseFleetStore`` here. Until then :class:`InMemoryFleetStore` keeps the current state per gateway
-(lost on restart; last uploads are re-seeded from ``ods_iot_batch_di`` at startup).
+Every accepted heartbeat is appended to ``ods_iot_heartbeat_di`` (history; its cumulative quarantine and
+eviction counters feed the quality tables). The current state per gateway is kept by a :class:`FleetStore`
+(:class:`InMemoryFleetStore`), seeded at startup from each gateway's last stored heartbeat and last upload,
+so a restarted service knows the fleet at once.
 """
 
 from __future__ import annotations

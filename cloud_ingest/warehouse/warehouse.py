@@ -38,7 +38,10 @@ READER_POOL_SIZE = 4  # idle read sessions kept; more concurrent readers open (a
 LAND_SESSIONS = 4
 LAND_RETRIES = 5  # DuckDB: a concurrent upload of the same (gateway, seq) aborts one commit; retry it
 HI_SQL = ("SELECT GREATEST(COALESCE((SELECT MAX(load_id) FROM ods_iot_batch_di), 0), "
+          "COALESCE((SELECT MAX(load_id) FROM ods_iot_heartbeat_di), 0), "
           "COALESCE((SELECT MAX(load_id) FROM meta_etl_dirty_day_log), 0))")
+_INSERT_HEARTBEAT = ("INSERT INTO ods_iot_heartbeat_di (gateway_id, load_id, received_ms, sent_ms, heartbeat_json) "
+                     "VALUES (?, nextval('meta_etl_load_id_seq'), ?, ?, ?)")
 
 
 def _now_ms() -> int:
@@ -125,6 +128,20 @@ class Warehouse:
                                      batch.seq)
                         time.sleep(0.002 * (attempt + 1))
                 raise AssertionError("unreachable")  # pragma: no cover
+            finally:
+                self._give_back(self._landers, session, ok, LAND_SESSIONS)
+
+    def land_heartbeat(self, gateway: str, *, sent_ms: int, received_ms: int, heartbeat_json: str) -> None:
+        """Append one gateway heartbeat to ``ods_iot_heartbeat_di`` (history; its counters feed quality)."""
+        with self._land_slots:
+            self._check_open()
+            session = self._borrow(self._landers)
+            ok = False
+            try:
+                with self._landing.shared(), session.transaction():
+                    session.landing_guard()  # the load_id follows the watermark protocol
+                    session.execute(_INSERT_HEARTBEAT, (gateway, received_ms, sent_ms, heartbeat_json))
+                ok = True
             finally:
                 self._give_back(self._landers, session, ok, LAND_SESSIONS)
 

@@ -173,3 +173,20 @@ def test_classify(elapsed_s: float, state: str) -> None:
 
 def test_never_heard_from_is_offline() -> None:
     assert classify(None, None, 5, late_after=1.5, offline_after=3.0) == "offline"
+
+
+def test_heartbeats_are_kept_and_a_restarted_service_knows_the_fleet(wh: Warehouse, clock: ManualClock) -> None:
+    with api_on_warehouse(wh, clock_ms=clock) as api, api.client() as c:
+        for i in range(3):
+            resp = c.post("/v1/heartbeats", headers=auth(), json=_hb(
+                sent_at_ms=clock.now_ms, backlog_readings=10 * i, quarantined_by_reason={"bad_json": i}))
+            assert resp.status_code == 200, resp.text
+            clock.advance(10)
+    rows = wh.query("SELECT gateway_id, received_ms, heartbeat_json FROM ods_iot_heartbeat_di ORDER BY load_id")[1]
+    assert [r[0] for r in rows] == ["gw-a"] * 3
+    assert '"quarantined_by_reason":{"bad_json":2}' in rows[-1][2].replace(" ", "")
+    with api_on_warehouse(wh, clock_ms=clock) as api, api.client() as c:  # a new process: empty memory
+        s = _state(c)
+    assert s["state"] == "online"  # 10 s after the last heartbeat (interval 30 s)
+    assert s["last_heartbeat_ms"] == rows[-1][1]
+    assert s["backlog_readings"] == 20

@@ -33,8 +33,8 @@ def test_edges_are_the_transforms_declarations() -> None:
     declared = {(i, o, t.name) for t in ALL for i in t.inputs for o in t.outputs if not i.startswith("meta_")}
     internal = {(e.source, e.target, e.via) for e in g.edges if not e.source.startswith("source:")}
     assert internal == declared
-    assert {e.target for e in g.edges if e.source == GATEWAYS} == {"ods_iot_reading_di", "ods_iot_event_di",
-                                                                    "ods_iot_batch_di"}
+    assert {e.target for e in g.edges if e.source == GATEWAYS} == {
+        "ods_iot_reading_di", "ods_iot_event_di", "ods_iot_batch_di", "ods_iot_heartbeat_di"}
 
 
 def test_co2_indicator_lineage_is_exact() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +34,17 @@ class SimRun:
     gap_missing: int = 0  # messages suppressed by gaps (simulator ledger)
     messages: int = 0
     late_readings: int = 0  # readings in batches received LATE_MS after they were cut
+    quarantined: Counter[str] = field(default_factory=Counter)  # decoder quarantine reason → messages
+    malformed_quarantined: int = 0  # messages with the malformed fault that the decoder quarantined
 
 
 def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: int = 7, mix: str = "zigbee2mqtt",
-        late_every: int = 0) -> SimRun:
-    """Simulate, decode, land (every ``late_every``-th batch LATE_MS late) and transform; the faults' account."""
+        late_every: int = 0, heartbeat_every: int = 500) -> SimRun:
+    """Simulate, decode, land (every ``late_every``-th batch LATE_MS late) and transform; the faults' account.
+
+    Every ``heartbeat_every`` messages (and at the end) a heartbeat with the cumulative quarantine counters is
+    stored the way the API stores one (``Warehouse.land_heartbeat``).
+    """
     sim = Simulator.build(devices, seed=seed, start_ms=START_MS, rate=200, time_scale=60, faults=faults, mix=mix)
     reg = registry_for(sim, campus_id="cmp-q", gateway_id=GATEWAY, profile_versions={})
     wh.load_registry(parse_registry(reg, "sim"))
@@ -60,6 +67,11 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
                       received_ms=created + 500 + (LATE_MS if late else 0))
         pending = []
 
+    def heartbeat(now_ms: int) -> None:
+        body = {"gateway": GATEWAY, "sent_at_ms": now_ms, "interval_s": 30,
+                "quarantined_by_reason": dict(out.quarantined), "evicted": {}}
+        wh.land_heartbeat(GATEWAY, sent_ms=now_ms, received_ms=now_ms + 200, heartbeat_json=json.dumps(body))
+
     last = START_MS
     for m in sim.messages(n):
         out.messages += 1
@@ -67,7 +79,11 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
         r = decode(Message(m.topic, m.payload, m.ts_ms), profiles, now_ms=m.ts_ms, pseudonymizer=pz)
         if m.fault:
             out.faults[m.fault] += 1
+        if heartbeat_every and out.messages % heartbeat_every == 0:
+            heartbeat(m.ts_ms)
         if r.quarantine is not None:
+            out.quarantined[str(r.quarantine.reason)] += 1
+            out.malformed_quarantined += m.fault == "malformed"
             continue
         out.readings += len(r.readings)
         if m.fault:
@@ -76,6 +92,8 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
         if len(pending) >= 400:
             flush(m.ts_ms)
     flush(last)
+    if heartbeat_every:
+        heartbeat(last)
     out.gap_missing = sum(int(f.detail.split()[2]) for f in sim.ledger if f.kind == "gaps")
     wh.run_transforms()
     return out

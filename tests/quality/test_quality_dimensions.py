@@ -112,3 +112,24 @@ def test_late_batches_lower_timeliness_by_their_share(tmp_path: Path) -> None:
     assert run.late_readings > 0
     assert c["timely_cnt"] == c["reading_cnt"] - run.late_readings  # no duplicates: every reading is kept
     assert c["lag_max_ms"] >= sim_run.LATE_MS
+
+
+def test_malformed_messages_lower_validity_through_the_heartbeat_counters(tmp_path: Path) -> None:
+    with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        run = sim_run.run(wh, "malformed=0.04", n=4000)
+        c = _campus(wh)
+        gw = wh.query("SELECT quarantine_cnt, validity_rate FROM dws_qlt_scope_1d WHERE scope_code = 'gateway'")[1]
+        losses = dict(wh.query("SELECT reason_code, loss_cnt FROM dws_qlt_gateway_loss_1d "
+                               "WHERE cause_code = 'quarantine'")[1])
+    quarantined = sum(run.quarantined.values())
+    assert run.faults["malformed"] > 100
+    # every malformed message is refused by the decoder, and nothing else is (the counter is exact)
+    assert run.malformed_quarantined == run.faults["malformed"] == quarantined
+    assert losses == dict(run.quarantined)  # per reason, from the cumulative heartbeat counters
+    assert c["quarantine_cnt"] == gw[0][0] == quarantined
+    assert c["invalid_cnt"] == 0
+    assert c["validity_rate"] == pytest.approx(1 - quarantined / (c["reading_cnt"] + quarantined))
+    assert gw[0][1] == pytest.approx(c["validity_rate"])
+    # per message, the refused share is the injected rate
+    assert abs(quarantined / run.messages - 0.04) < 0.01
+    assert c["evict_cnt"] == 0

@@ -6,10 +6,10 @@ dependencies. Table-level lineage is ``Transform.inputs`` → ``Transform.output
 
 from __future__ import annotations
 
-from cloud_ingest.warehouse.transforms import ads, dim_date, dwd, dws, quality
+from cloud_ingest.warehouse.transforms import ads, dim_date, dwd, dws, quality, quality_losses
 from cloud_ingest.warehouse.transforms.base import Context, Transform
 
 ALL: tuple[Transform, ...] = (*dwd.TRANSFORMS, *dim_date.TRANSFORMS, *dws.TRANSFORMS, *ads.TRANSFORMS,
-                              *quality.TRANSFORMS)
+                              *quality_losses.TRANSFORMS, *quality.TRANSFORMS)
 
 __all__ = ["ALL", "Context", "Transform"]

@@ -15,6 +15,8 @@ from cloud_ingest.quality.config import DIMENSIONS, QualityConfig, default_confi
 from cloud_ingest.warehouse.transforms.base import Context, Transform
 from cloud_ingest.warehouse.transforms.common import DAY_INPUTS, replace_days, stage_days, touched_days
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
+from cloud_ingest.warehouse.transforms.quality_losses import LOSS_CLASSES
+from cloud_ingest.warehouse.transforms.quality_losses import TABLE as LOSS_TABLE
 
 DAYS = "tmp_qlt_days"
 F8 = "DOUBLE PRECISION"
@@ -173,8 +175,11 @@ def qlt_device(ctx: Context) -> dict[str, int]:
     return {"dws_qlt_device_1h": hourly, "dws_qlt_device_1d": daily}
 
 
-def rates_sql(cfg: QualityConfig) -> dict[str, str]:
-    """SQL of each dimension rate and the score over summed counts (columns of a scope row)."""
+def rates_sql(cfg: QualityConfig, quarantined: str = "0") -> dict[str, str]:
+    """SQL of each dimension rate and the score over summed counts (columns of a scope row).
+
+    ``quarantined``: SQL of the scope's quarantined messages; each counts as one invalid record.
+    """
     n = f"CAST(NULLIF(SUM(reading_cnt), 0) AS {F8})"
     rates = {
         "completeness": f"CAST(SUM(reading_cnt) AS {F8}) / NULLIF(SUM(expected_cnt), 0)",
@@ -182,7 +187,8 @@ def rates_sql(cfg: QualityConfig) -> dict[str, str]:
         "uniqueness": f"1 - SUM(dup_cnt) / CAST(NULLIF(SUM(reading_cnt) + SUM(dup_cnt), 0) AS {F8})",
         "accuracy": f"GREATEST(0, 1 - (SUM(out_range_cnt) + SUM(spike_cnt) + SUM(stuck_cnt)) / {n})",
         "consistency": f"GREATEST(0, 1 - (SUM(decrease_cnt) + SUM(skew_cnt) + SUM(disagree_cnt)) / {n})",
-        "validity": f"1 - SUM(invalid_cnt) / {n}",
+        "validity": f"1 - (SUM(invalid_cnt) + {quarantined}) "
+                    f"/ CAST(NULLIF(SUM(reading_cnt) + {quarantined}, 0) AS {F8})",
     }
     total = sum(cfg.weights.values())
     score = " + ".join(f"{cfg.weights[d] / total!r} * COALESCE({rates[d]}, 1)" for d in DIMENSIONS)
@@ -191,7 +197,7 @@ def rates_sql(cfg: QualityConfig) -> dict[str, str]:
 
 def qlt_scope(ctx: Context) -> dict[str, int]:
     """Per scope (device/room/building/gateway/campus) and hour/day: rates and score; campus score; findings."""
-    if stage_days(ctx, "tmp_qlt_sdays", touched_days(ctx, ("dws_qlt_device_1d",))) == 0:
+    if stage_days(ctx, "tmp_qlt_sdays", touched_days(ctx, ("dws_qlt_device_1d", LOSS_TABLE))) == 0:
         return {"dws_qlt_scope_1d": 0, "dws_qlt_scope_1h": 0, "ads_qlt_campus_score_1d": 0,
                 "meta_qlt_finding_cur": 0}
     cfg = default_config()
@@ -209,13 +215,26 @@ WHERE s.scope_code = 'campus'""")
             "meta_qlt_finding_cur": found}
 
 
+def _loss_sql(scope: str, cause: str) -> str:
+    """Correlated SQL of a gateway / campus scope-day's quarantined messages or evicted unsent rows."""
+    key = {"gateway": "l.gateway_id = d.gateway_id", "campus": "l.campus_id = d.campus_id"}.get(scope)
+    if key is None:
+        return "0"
+    extra = "" if cause == "quarantine" else " AND (" + " OR ".join(
+        f"l.reason_code LIKE '{c}.%'" for c in LOSS_CLASSES) + ")"
+    return (f"COALESCE((SELECT SUM(l.loss_cnt) FROM {LOSS_TABLE} l WHERE {key} AND l.dt = d.dt "
+            f"AND l.cause_code = '{cause}'{extra}), 0)")
+
+
 def _scope_rows(ctx: Context, cfg: QualityConfig, table: str, source: str, hour: str) -> int:
-    """Replace ``table``'s rows of the staged days by per-scope sums of ``source`` (per hour if ``hour``)."""
-    r = rates_sql(cfg)
+    """Replace ``table``'s rows of the staged days by per-scope sums of ``source`` (per hour if ``hour``).
+
+    Daily rows of gateways and campuses also carry the edge's quarantined messages and evicted unsent rows
+    (``dws_qlt_gateway_loss_1d``, from heartbeats); quarantined messages count against validity.
+    """
     cols = ", ".join(c for c in COUNTS if c != "reading_cnt")
     sums = ", ".join(f"SUM({c})" for c in COUNTS if c != "reading_cnt")
     rate_cols = ", ".join(f"{d}_rate" for d in DIMENSIONS)
-    rate_vals = ", ".join(r[d] for d in DIMENSIONS)
     h_col, h_sel = ("hour_ms, ", "d.hour_ms, ") if hour else ("", "")
     s = ctx.session
     s.execute(f"DELETE FROM {table} t WHERE EXISTS "
@@ -223,11 +242,15 @@ def _scope_rows(ctx: Context, cfg: QualityConfig, table: str, source: str, hour:
     n = 0
     for scope in ("device", "room", "building", "gateway", "campus"):
         sid = f"d.{scope}_id"
+        quarantined, evicted = ("0", "0") if hour else (_loss_sql(scope, "quarantine"), _loss_sql(scope, "evict"))
+        r = rates_sql(cfg, quarantined)
+        rate_vals = ", ".join(r[d] for d in DIMENSIONS)
+        loss_cols, loss_vals = ("", "") if hour else ("quarantine_cnt, evict_cnt, ", f"{quarantined}, {evicted}, ")
         n += s.execute_count(f"""
 INSERT INTO {table} (campus_id, scope_code, scope_id, {h_col}dt, device_cnt, reading_cnt, {cols}, gap_max_ms,
-    lag_p95_ms, lag_max_ms, {rate_cols}, quality_score, load_id)
+    lag_p95_ms, lag_max_ms, {loss_cols}{rate_cols}, quality_score, load_id)
 SELECT d.campus_id, '{scope}', {sid}, {h_sel}d.dt, COUNT(DISTINCT d.device_id), SUM(reading_cnt), {sums},
-    MAX(gap_max_ms), MAX(lag_p95_ms), MAX(lag_max_ms), {rate_vals}, {r["score"]}, ?
+    MAX(gap_max_ms), MAX(lag_p95_ms), MAX(lag_max_ms), {loss_vals}{rate_vals}, {r["score"]}, ?
 FROM {source} d
 JOIN tmp_qlt_sdays a ON a.campus_id = d.campus_id AND a.dt = d.dt
 WHERE {sid} IS NOT NULL
@@ -265,8 +288,9 @@ TRANSFORMS = (
               inputs=(*_DWD, "ods_iot_reading_di", "ods_iot_batch_di", "dim_iot_metric", *DAY_INPUTS),
               outputs=("dws_qlt_device_1h", "dws_qlt_device_1d"), after=("dwd_reading",),
               doc="DWD/ODS readings → per device and hour/day: completeness, lag, duplicates, accuracy, consistency"),
-    Transform("qlt_scope", qlt_scope, inputs=("dws_qlt_device_1d", "dws_qlt_device_1h", *DAY_INPUTS),
+    Transform("qlt_scope", qlt_scope, inputs=("dws_qlt_device_1d", "dws_qlt_device_1h", LOSS_TABLE, *DAY_INPUTS),
               # also refreshes meta_qlt_finding_cur: bookkeeping, like the watermark table, so not a lineage output
               outputs=("dws_qlt_scope_1d", "dws_qlt_scope_1h", "ads_qlt_campus_score_1d"),
-              after=("qlt_device",), doc="per scope and day: six dimension rates, quality score, findings"),
+              after=("qlt_device", "qlt_gateway"),
+              doc="per scope and day: six dimension rates, quality score, findings"),
 )
