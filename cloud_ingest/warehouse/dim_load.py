@@ -31,7 +31,7 @@ from cloud_ingest.warehouse.transforms.dwd import FAR_FUTURE_MS, PROCESS_TABLES,
 _LOGGER = logging.getLogger(__name__)
 
 DEVICE_COLUMNS = ("device_id", "valid_from_ms", "valid_to_ms", "is_current", "device_name", "device_role",
-                  "profile_ref", "gateway_id", "room_id", "building_id", "campus_id")
+                  "profile_ref", "gateway_id", "room_id", "building_id", "campus_id", "parent_device_id")
 _DWD_TABLES = (*PROCESS_TABLES.values(), "dwd_acs_event_di")
 
 
@@ -88,7 +88,7 @@ def _device_rows(reg: Registry, old: dict[str, list[tuple[Any, ...]]], now_ms: i
         for start, end, room_id in spans:
             place = reg.room(room_id)
             out.append((d.id, start, end, start <= now_ms < end, d.name, d.role, d.profile, d.gateway,
-                        place.id, place.building_id, place.campus_id))
+                        place.id, place.building_id, place.campus_id, d.parent))
     return out
 
 
@@ -133,11 +133,14 @@ def apply_registry(session: Session, reg: Registry, now_ms: int) -> RegistryRepo
     The caller holds the run lock and, for the change id it draws, the landing guard.
     """
     old_devices: dict[str, list[tuple[Any, ...]]] = {}
-    old_roles: dict[str, str] = {}
-    for dev, start, end, room, role in session.fetchall(
-            "SELECT device_id, valid_from_ms, valid_to_ms, room_id, device_role FROM dim_iot_device"):
+    old_roles: dict[str, tuple[Any, ...]] = {}  # role, parent meter, authoritative metrics: a change re-conforms
+    old_auth: dict[str, set[str]] = {}
+    for dev, metric in session.fetchall("SELECT device_id, metric_code FROM dim_iot_authority"):
+        old_auth.setdefault(str(dev), set()).add(str(metric))
+    for dev, start, end, room, role, parent in session.fetchall(
+            "SELECT device_id, valid_from_ms, valid_to_ms, room_id, device_role, parent_device_id FROM dim_iot_device"):
         old_devices.setdefault(str(dev), []).append((int(start), int(end), str(room)))
-        old_roles[str(dev)] = str(role)
+        old_roles[str(dev)] = (str(role), parent, frozenset(old_auth.get(str(dev), ())))
     old_places = {k: _snapshot(session, t, o) for k, t, o in (
         ("campus", "dim_pub_campus", "campus_id"), ("building", "dim_pub_building", "building_id"),
         ("room", "dim_pub_room", "room_id"))}
@@ -179,13 +182,16 @@ def apply_registry(session: Session, reg: Registry, now_ms: int) -> RegistryRepo
             closed.append(dev)
     session.execute("DELETE FROM dim_iot_device")
     insert_rows(session, "dim_iot_device", DEVICE_COLUMNS, rows)
+    session.execute("DELETE FROM dim_iot_authority")
+    insert_rows(session, "dim_iot_authority", ("device_id", "metric_code"),
+                [(d.id, m) for d in reg.devices for m in d.authoritative])
 
     new_spans: dict[str, list[tuple[int, int, str]]] = {}
     for r in rows:
         new_spans.setdefault(r[0], []).append((int(r[1]), int(r[2]), str(r[8])))
     moved = sorted(d.id for d in reg.devices
                    if sorted(new_spans.get(d.id, [])) != sorted(old_devices.get(d.id, []))
-                   or old_roles.get(d.id) != d.role)
+                   or old_roles.get(d.id) != (d.role, d.parent, frozenset(d.authoritative)))
 
     new_places = {k: _snapshot(session, t, o) for k, t, o in (
         ("campus", "dim_pub_campus", "campus_id"), ("building", "dim_pub_building", "building_id"),

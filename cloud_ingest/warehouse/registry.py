@@ -98,6 +98,8 @@ class Device:
     role: str
     placements: tuple[Placement, ...]
     explicit: bool  # True: ``placements:`` history given (authoritative); False: ``room:`` (current only)
+    authoritative: tuple[str, ...] = ()  # metrics this device is the room's authoritative source for (一数一源)
+    parent: str | None = None  # a sub-meter: the main meter it is downstream of (consistency check)
 
 
 @dataclass(slots=True, frozen=True)
@@ -284,9 +286,27 @@ def _devices(root: _Reader, rooms: dict[str, Room], offsets: dict[str, int], gat
                         and since <= placements[-1].from_ms:
                     raise p.fail("from", "must be later than the previous placement")
                 placements.append(Placement(room, since))
-        devices.append(Device(d.text("id"), d.text("name", d.text("id")), profile, gateway,
-                              d.choice("role", DEVICE_ROLES, "sensor"), tuple(placements),
-                              "placements" in d.raw))
+        auth = d.raw.get("authoritative", [])
+        if not isinstance(auth, list) or not all(isinstance(m, str) and m for m in auth):
+            raise d.fail("authoritative", f"must be a list of metric names, not {auth!r}")
+        role = d.choice("role", DEVICE_ROLES, "sensor")
+        parent = d.text("parent") if "parent" in d.raw else None
+        if parent is not None and role != "sub":
+            raise d.fail("parent", "only a sub-meter (role: sub) names the main meter it is downstream of")
+        devices.append(Device(d.text("id"), d.text("name", d.text("id")), profile, gateway, role,
+                              tuple(placements), "placements" in d.raw, tuple(auth), parent))
+    by_id = {dev.id: dev for dev in devices}
+    owner: dict[tuple[str, str], str] = {}
+    for i, dev in enumerate(devices):
+        r = root.items("devices")[i]
+        if dev.parent is not None and (dev.parent not in by_id or by_id[dev.parent].role != "main"):
+            raise r.fail("parent", f"{dev.parent!r} is not a device with role: main")
+        for metric in dev.authoritative:
+            key = (dev.placements[-1].room_id, metric)
+            if key in owner:
+                raise r.fail("authoritative", f"room {key[0]!r} already has {owner[key]!r} as the authoritative "
+                                              f"source of {metric!r} (one source per datum)")
+            owner[key] = dev.id
     return devices
 
 
@@ -336,6 +356,12 @@ def parse_registry(raw: Any, file: str, *, dictionary: Dictionary | None = None)
         known = {e.code for e in extra}
         dictionary = Dictionary((*(m for m in dictionary.metrics if m.code not in known), *extra),
                                 dictionary.units, dictionary.source)
+    known_metrics = {m.code for m in dictionary.metrics}
+    for i, dev in enumerate(devices):
+        for metric in dev.authoritative:
+            if metric not in known_metrics:
+                raise root.items("devices")[i].fail("authoritative", f"unknown metric {metric!r} (not in the "
+                                                                     "metrics registry)")
     return Registry(file, tuple(campuses), tuple(buildings), tuple(rooms), tuple(gateways), tuple(profiles),
                     tuple(devices), Calendar(start, end, frozenset(holidays)), dictionary)
 

@@ -76,6 +76,9 @@ _DELETE = object()
     (("profiles", 0, "ref"), "no-version", "profiles[0].ref: 'no-version' must be <profile id>@<version>"),
     (("calendar", "holidays", 0), "someday", "calendar.holidays[0]: 'someday' is not a date"),
     (("version",), 2, "version: unsupported registry version 2"),
+    (("devices", 0, "authoritative"), ["no_such_metric"], "devices[0].authoritative: unknown metric 'no_such_metric'"),
+    (("devices", 0, "authoritative"), "co2", "devices[0].authoritative: must be a list of metric names"),
+    (("devices", 0, "parent"), "em-teach", "devices[0].parent: only a sub-meter (role: sub)"),
     (("campuses",), _DELETE, "campuses: missing"),
 ])
 def test_invalid_registry_names_file_field_and_problem(tmp_path: Path, demo: dict[str, Any],

@@ -4,6 +4,9 @@ Every transform recomputes the campus days touched by its change range (see ``co
 of range (quality bit 1) and values that could not be unit-converted (NULL) are left out of summaries.
 Where a device uploads both raw samples and window means of one metric, an hour uses the raw samples
 (they are finer) and otherwise the means — never both, which would count the hour twice.
+One datum, one source (一数一源): where the registry names a room's authoritative device for a metric
+(``dim_iot_authority``), the room's hourly environment value is that device's; in an hour when it sent nothing
+valid, the mean of the room's other devices is used and the row is flagged ``is_fallback``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ PEOPLE_METRIC = "people_count"
 PRESENCE_METRIC = "occupancy"
 _VALID = "e.value IS NOT NULL AND (e.quality_flag & 1) = 0"
 _PREFER_RAW = "CASE WHEN agg_code = 'raw' THEN 0 ELSE 1 END"
+# One datum, one source (一数一源): is an authoritative device declared for {room}'s {metric}, placed there at {ms}?
+_DECLARED = ("EXISTS (SELECT 1 FROM dim_iot_authority x JOIN dim_iot_device d ON d.device_id = x.device_id "
+             "WHERE x.metric_code = {metric} AND d.room_id = {room} AND d.valid_from_ms <= {ms} "
+             "AND d.valid_to_ms > {ms})")
 
 
 def _stage(ctx: Context, sources: tuple[str, ...], *, next_day: bool = False) -> bool:
@@ -34,7 +41,7 @@ def dws_env(ctx: Context) -> dict[str, int]:
         return {"dws_env_room_1h": 0, "dws_env_room_1d": 0}
     hourly = replace_days(ctx, "dws_env_room_1h", DAYS, f"""
 INSERT INTO dws_env_room_1h (campus_id, building_id, room_id, metric_code, hour_ms, dt, device_cnt,
-    sample_cnt, value_avg, value_min, value_max, load_id)
+    sample_cnt, value_avg, value_min, value_max, source_device_id, is_fallback, load_id)
 WITH dev AS (
     SELECT e.campus_id, e.building_id, e.room_id, e.device_id, e.metric_code, e.hour_ms, e.dt, e.agg_code,
         COUNT(*) AS n, AVG(e.value) AS v_avg, MIN(e.value) AS v_min, MAX(e.value) AS v_max
@@ -43,19 +50,25 @@ WITH dev AS (
     WHERE e.room_id IS NOT NULL AND {_VALID} AND e.agg_code IN ('raw', 'mean')
     GROUP BY e.campus_id, e.building_id, e.room_id, e.device_id, e.metric_code, e.hour_ms, e.dt, e.agg_code
 ), best AS (
-    SELECT dev.*, ROW_NUMBER() OVER (PARTITION BY room_id, device_id, metric_code, hour_ms
-                                     ORDER BY {_PREFER_RAW}) AS rk
-    FROM dev
+    SELECT dev.*, ROW_NUMBER() OVER (PARTITION BY dev.room_id, dev.device_id, dev.metric_code, dev.hour_ms
+                                     ORDER BY {_PREFER_RAW.replace("agg_code", "dev.agg_code")}) AS rk,
+        CASE WHEN x.device_id IS NULL THEN 0 ELSE 1 END AS is_auth
+    FROM dev LEFT JOIN dim_iot_authority x ON x.device_id = dev.device_id AND x.metric_code = dev.metric_code
+), pick AS (
+    SELECT best.*, MAX(is_auth) OVER (PARTITION BY room_id, metric_code, hour_ms) AS has_auth
+    FROM best WHERE rk = 1
 )
 SELECT campus_id, building_id, room_id, metric_code, hour_ms, dt, COUNT(*), CAST(SUM(n) AS BIGINT),
-    AVG(v_avg), MIN(v_min), MAX(v_max), ?
-FROM best WHERE rk = 1
+    AVG(v_avg), MIN(v_min), MAX(v_max), CASE WHEN MAX(has_auth) = 1 THEN MIN(device_id) END,
+    MAX(has_auth) = 0 AND {_DECLARED.format(room="pick.room_id", metric="pick.metric_code", ms="pick.hour_ms")}, ?
+FROM pick WHERE is_auth = 1 OR has_auth = 0
 GROUP BY campus_id, building_id, room_id, metric_code, hour_ms, dt""")
     daily = replace_days(ctx, "dws_env_room_1d", DAYS, f"""
 INSERT INTO dws_env_room_1d (campus_id, building_id, room_id, metric_code, dt, hour_cnt, sample_cnt,
-    value_avg, value_min, value_max, load_id)
+    value_avg, value_min, value_max, fallback_hour_cnt, load_id)
 SELECT h.campus_id, h.building_id, h.room_id, h.metric_code, h.dt, COUNT(*),
-    CAST(SUM(h.sample_cnt) AS BIGINT), AVG(h.value_avg), MIN(h.value_min), MAX(h.value_max), ?
+    CAST(SUM(h.sample_cnt) AS BIGINT), AVG(h.value_avg), MIN(h.value_min), MAX(h.value_max),
+    SUM(CASE WHEN h.is_fallback THEN 1 ELSE 0 END), ?
 FROM dws_env_room_1h h
 JOIN {DAYS} a ON a.campus_id = h.campus_id AND a.dt = h.dt
 GROUP BY h.campus_id, h.building_id, h.room_id, h.metric_code, h.dt""")
@@ -174,7 +187,7 @@ FROM x GROUP BY campus_id, device_id, dt""")
 
 
 TRANSFORMS = (
-    Transform("dws_env", dws_env, inputs=("dwd_env_reading_di", *DAY_INPUTS),
+    Transform("dws_env", dws_env, inputs=("dwd_env_reading_di", "dim_iot_authority", "dim_iot_device", *DAY_INPUTS),
               outputs=("dws_env_room_1h", "dws_env_room_1d"), after=("dwd_reading",),
               doc="environment readings → room hourly and daily mean/min/max per metric"),
     Transform("dws_occ", dws_occ, inputs=("dwd_occ_reading_di", *DAY_INPUTS), outputs=("dws_occ_room_1h",),
