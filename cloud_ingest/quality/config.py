@@ -35,6 +35,7 @@ class QualityConfig:
     stuck_metrics: tuple[str, ...]
     max_rate_per_min: dict[str, float]
     room_tolerance: dict[str, float]
+    submeter_tolerance: float = 0.1  # |sum of sub-meter kWh - main meter kWh| allowed, as a share of the main's
 
 
 def _num_map(raw: Any, where: str, keys: tuple[str, ...] | None = None) -> dict[str, float]:
@@ -74,6 +75,9 @@ def parse_config(raw: Any, source: str) -> QualityConfig:
         max_rate_per_min=_num_map(acc.get("max_rate_per_min", {}) or {}, f"{source}: accuracy.max_rate_per_min"),
         room_tolerance=_num_map((raw.get("consistency", {}) or {}).get("room_tolerance", {}) or {},
                                 f"{source}: consistency.room_tolerance"),
+        submeter_tolerance=_num_map({k: v for k, v in (raw.get("consistency", {}) or {}).items()
+                                     if k == "submeter_tolerance"}, f"{source}: consistency").get(
+                                         "submeter_tolerance", 0.1),
     )
 
 

@@ -15,6 +15,7 @@ from cloud_ingest.quality.config import DIMENSIONS, QualityConfig, default_confi
 from cloud_ingest.warehouse.transforms.base import Context, Transform
 from cloud_ingest.warehouse.transforms.common import DAY_INPUTS, replace_days, stage_days, touched_days
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
+from cloud_ingest.warehouse.transforms.dws import ENERGY_METRIC
 from cloud_ingest.warehouse.transforms.quality_losses import LOSS_CLASSES
 from cloud_ingest.warehouse.transforms.quality_losses import TABLE as LOSS_TABLE
 
@@ -57,7 +58,7 @@ WITH r AS ({union}), w AS (
     LEFT JOIN dim_iot_metric m ON m.metric_code = r.metric_code
 )
 SELECT w.campus_id, w.building_id, w.room_id, w.gateway_id, w.device_id, w.metric_code, w.agg_code, w.window_s,
-    w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.step_ms,
+    w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.step_ms, w.delta_val,
     CASE WHEN w.agg_code = 'raw' AND w.delta_val IS NOT NULL
           AND ABS(w.delta_val) > {_case("w.metric_code", cfg.max_rate_per_min)}
               * GREATEST(CAST(w.step_ms AS {F8}) / 60000.0, 1.0) THEN 1 ELSE 0 END AS is_spike,
@@ -90,26 +91,50 @@ FROM tmp_qlt_rd k
 JOIN ods_iot_reading_di o ON o.device_id = k.device_id AND o.metric_code = k.metric_code
     AND o.agg_code = k.agg_code AND o.window_s = k.window_s AND o.ts_ms = k.ts_ms
 GROUP BY k.device_id, k.hour_ms""")
-    # room consistency: a device-hour whose mean is off the other sensors' mean of the room by > tolerance
+    # room consistency: a device-hour whose mean is off the room's authoritative device (if it reported that
+    # hour; the authoritative one is not judged) or else off the other sensors' mean by more than the tolerance;
+    # sub-meters vs main meter: per main meter and hour, the sub-meters' summed kWh vs the main's
     tol = _case("m.metric_code", cfg.room_tolerance)
+    sub_tol = float(cfg.submeter_tolerance)
     s.execute("DROP TABLE IF EXISTS tmp_qlt_dis")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_dis AS
 WITH m AS (
-    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v, COUNT(*) AS n
+    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v, COUNT(*) AS n,
+        MAX(CASE WHEN x.device_id IS NULL THEN 0 ELSE 1 END) AS is_auth
     FROM tmp_qlt_rd r
+    LEFT JOIN dim_iot_authority x ON x.device_id = r.device_id AND x.metric_code = r.metric_code
     WHERE r.room_id IS NOT NULL AND r.value IS NOT NULL AND (r.quality_flag & {Q_OUT_OF_RANGE}) = 0
         AND r.agg_code IN ('raw', 'mean')
     GROUP BY r.room_id, r.metric_code, r.hour_ms, r.device_id
 ), o AS (
     SELECT m.*, SUM(m.v) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS v_sum,
-        COUNT(*) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS dev_n, {tol} AS tol
+        COUNT(*) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS dev_n,
+        MAX(CASE WHEN m.is_auth = 1 THEN m.v END) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms)
+            AS v_auth, {tol} AS tol
     FROM m
+), e AS (
+    SELECT r.device_id, r.hour_ms, COUNT(*) AS n,
+        SUM(CASE WHEN r.delta_val > 0 THEN r.delta_val ELSE 0 END) AS kwh
+    FROM tmp_qlt_rd r
+    WHERE r.metric_code = '{ENERGY_METRIC}' AND r.agg_code = 'raw'
+    GROUP BY r.device_id, r.hour_ms
+), subs AS (
+    SELECT d.parent_device_id AS main_id, e.hour_ms, SUM(e.kwh) AS kwh
+    FROM e JOIN dim_iot_device d ON d.device_id = e.device_id AND d.is_current
+    WHERE d.parent_device_id IS NOT NULL
+    GROUP BY d.parent_device_id, e.hour_ms
 )
 SELECT o.device_id, o.hour_ms, SUM(o.n) AS dis_n
 FROM o
-WHERE o.dev_n >= 2 AND o.tol IS NOT NULL AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol
-GROUP BY o.device_id, o.hour_ms""")
+WHERE o.tol IS NOT NULL AND o.is_auth = 0 AND CASE
+    WHEN o.v_auth IS NOT NULL THEN ABS(o.v - o.v_auth) > o.tol
+    ELSE o.dev_n >= 2 AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol END
+GROUP BY o.device_id, o.hour_ms
+UNION ALL
+SELECT e.device_id, e.hour_ms, e.n
+FROM e JOIN subs ON subs.main_id = e.device_id AND subs.hour_ms = e.hour_ms
+WHERE ABS(subs.kwh - e.kwh) > {sub_tol!r} * e.kwh + 0.01""")
 
 
 def _device_sql(ctx: Context, cfg: QualityConfig, table: str, grain: str) -> str:
@@ -285,7 +310,8 @@ WHERE s.scope_code IN ({scopes}) AND s.{dim}_rate < {cfg.thresholds[dim]!r}
 _DWD = tuple(PROCESS_TABLES.values())
 TRANSFORMS = (
     Transform("qlt_device", qlt_device,
-              inputs=(*_DWD, "ods_iot_reading_di", "ods_iot_batch_di", "dim_iot_metric", *DAY_INPUTS),
+              inputs=(*_DWD, "ods_iot_reading_di", "ods_iot_batch_di", "dim_iot_metric", "dim_iot_authority",
+                      "dim_iot_device", *DAY_INPUTS),
               outputs=("dws_qlt_device_1h", "dws_qlt_device_1d"), after=("dwd_reading",),
               doc="DWD/ODS readings → per device and hour/day: completeness, lag, duplicates, accuracy, consistency"),
     Transform("qlt_scope", qlt_scope, inputs=("dws_qlt_device_1d", "dws_qlt_device_1h", LOSS_TABLE, *DAY_INPUTS),
