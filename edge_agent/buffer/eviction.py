@@ -91,12 +91,12 @@ async def evict_group(core: Core, cls: str, priority: int) -> int:
             for a, b in decode_runs(blob if isinstance(blob, bytes) else b""):
                 rng = (a, b, int(State.BATCHED))
                 for p, n in await core.fetchall(
-                    f"SELECT priority, count(*) FROM {table} WHERE id BETWEEN ? AND ? AND state = ? "
+                    f"SELECT priority, count(*) FROM {table} WHERE id BETWEEN ? AND ? AND +state = ? "
                     "GROUP BY priority", rng,
                 ):
                     key = f"evicted.priority.{_pname(int(str(p)))}"
                     counters[key] = counters.get(key, 0) + int(str(n))
-                cur = await db.execute(f"DELETE FROM {table} WHERE id BETWEEN ? AND ? AND state = ?", rng)
+                cur = await db.execute(f"DELETE FROM {table} WHERE id BETWEEN ? AND ? AND +state = ?", rng)
                 deleted[table] = deleted.get(table, 0) + max(cur.rowcount, 0)
         for table, n in deleted.items():
             counters[f"evicted.{cls}.{table}"] = n

@@ -82,7 +82,7 @@ async def _mark(core: Core, table: str, runs: npt.NDArray[np.int64]) -> int:
     if runs.shape[0] == 0:
         return 0
     cur = await core.db.executemany(
-        f"UPDATE {table} SET state = 1 WHERE id BETWEEN ? AND ? AND state = 0",
+        f"UPDATE {table} SET state = 1 WHERE id BETWEEN ? AND ? AND +state = 0",
         [(int(a), int(b)) for a, b in runs],
     )
     return max(cur.rowcount, 0)
@@ -192,8 +192,10 @@ async def _finish_group(core: Core, grp: int, to_state: State) -> None:
         runs = decode_runs(blob if isinstance(blob, bytes) else b"")
         if not runs:
             continue
-        sql = (f"DELETE FROM {table} WHERE id BETWEEN ? AND ? AND state = 1" if delete
-               else f"UPDATE {table} SET state = {int(to_state)} WHERE id BETWEEN ? AND ? AND state = 1")
+        # '+state': seek the id range by primary key. Without the '+' SQLite picks the readings_queue index
+        # on state and visits every batched row for each run: O(backlog) per batch, quadratic to drain one.
+        sql = (f"DELETE FROM {table} WHERE id BETWEEN ? AND ? AND +state = 1" if delete
+               else f"UPDATE {table} SET state = {int(to_state)} WHERE id BETWEEN ? AND ? AND +state = 1")
         n = max((await core.db.executemany(sql, runs)).rowcount, 0)
         if delete:
             core.counts.add(table, State.BATCHED, -n)

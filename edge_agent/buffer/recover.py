@@ -288,7 +288,7 @@ def _reconcile(dst: sqlite3.Connection, now_ms: int) -> None:
         dst.execute(f"UPDATE {table} SET state = 0 WHERE state = 1")
     for _gid, r_runs, e_runs in dst.execute("SELECT id, r_runs, e_runs FROM batch_groups").fetchall():
         for table, blob in (("readings", r_runs), ("events", e_runs)):
-            dst.executemany(f"UPDATE {table} SET state = 1 WHERE id BETWEEN ? AND ? AND state = 0",
+            dst.executemany(f"UPDATE {table} SET state = 1 WHERE id BETWEEN ? AND ? AND +state = 0",
                             decode_runs(blob))
     dst.execute("INSERT INTO batch_groups(id, r_runs, e_runs) SELECT DISTINCT grp, x'', x'' FROM batches "
                 "WHERE grp NOT IN (SELECT id FROM batch_groups)")
