@@ -11,6 +11,9 @@ the daemon under systemd), so their RSS and CPU do not include the benchmark's o
   ``(topic, payload)`` lists) and :func:`publisher` (a QoS 1 publisher *process* target).
 - The full daemon: :func:`write_daemon_config`, :class:`Daemon` (``campus-edge run`` as a subprocess),
   :class:`Sink` (a dummy cloud that accepts every batch).
+- The real cloud: :class:`Cloud` (``campus-cloud serve`` as a subprocess on a DuckDB file), its ``/metrics``
+  counters, :func:`raw_profiles` (a copy of the shipped profiles with every reduction switched off),
+  :func:`percentiles`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 T0_MS = 1_764_000_000_000  # fixed epoch for synthetic payloads (deterministic bytes)
+BENCH_TOKEN = "bench-token-0123456789abcdef"  # the gateway token of write_daemon_config, accepted by Cloud
 
 Msgs = list[tuple[str, bytes]]
 
@@ -259,13 +263,17 @@ class Sink:
 
 
 def write_daemon_config(tmp: Path, *, broker_port: int, api_url: str, topics: Sequence[str] = ("#",),
-                        gateway: str = "gw-bench", extra: str = "") -> tuple[Path, int]:
-    """A gateway config with production defaults (batch age 1 s, heartbeat 30 s); returns (path, http port)."""
+                        gateway: str = "gw-bench", extra: str = "", profiles_dir: Path | None = None,
+                        upload: str = "") -> tuple[Path, int]:
+    """A gateway config with production defaults (batch age 1 s, heartbeat 30 s); returns (path, http port).
+
+    Its token is :data:`BENCH_TOKEN` (what :class:`Cloud` accepts); ``upload`` adds keys to ``[upload]``,
+    ``extra`` whole tables."""
     from tests.support.procs import free_port
 
     state = tmp / "state"
     state.mkdir(parents=True, exist_ok=True)
-    (state / "gateway.token").write_text("bench-token")
+    (state / "gateway.token").write_text(BENCH_TOKEN)
     key = state / "campus.key"
     key.write_text("k1 " + "ab" * 32 + "\n")
     key.chmod(0o600)
@@ -276,7 +284,7 @@ def write_daemon_config(tmp: Path, *, broker_port: int, api_url: str, topics: Se
 id = "{gateway}"
 campus = "bench-campus"
 state_dir = "{state}"
-profiles_dir = "{ROOT / 'device_profiles'}"
+profiles_dir = "{profiles_dir or ROOT / 'device_profiles'}"
 
 [mqtt]
 port = {broker_port}
@@ -285,6 +293,7 @@ topics = {json.dumps(list(topics))}
 
 [upload]
 url = "{api_url}"
+{upload}
 
 [http]
 listen = "127.0.0.1:{http_port}"
@@ -348,3 +357,126 @@ def running_daemon(config: Path, http_port: int, log: Path) -> Iterator[Daemon]:
         yield d
     finally:
         d.stop()
+
+
+# -- the real cloud service -----------------------------------------------------------------------------
+
+class Cloud:
+    """``campus-cloud -v serve`` as a subprocess on a DuckDB file, accepting ``gateways`` (token BENCH_TOKEN).
+
+    ``transform_every_s`` is the service's transform schedule (``--transform-every``; 0 = never). The port
+    is fixed at construction, so a gateway can be configured before the service first starts (an outage).
+    DuckDB has one writer process: read the file (:meth:`connect_readonly`) only after :meth:`stop`.
+    """
+
+    def __init__(self, tmp: Path, *, transform_every_s: float = 60.0, gateways: Sequence[str] = ("gw-bench",),
+                 name: str = "cloud") -> None:
+        from cloud_ingest.api.auth import hash_token
+        from tests.support.procs import free_port
+
+        self.port = free_port()
+        self.db = tmp / f"{name}.duckdb"
+        self.log_path = tmp / f"{name}.log"
+        self.tokens = tmp / f"{name}-tokens.toml"
+        self.tokens.write_text("[gateways]\n" + "".join(f'"{g}" = "{hash_token(BENCH_TOKEN)}"\n' for g in gateways))
+        self.transform_every_s = transform_every_s
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until ``/healthz`` answers."""
+        import urllib.request
+
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cloud_ingest.cli", "-v", "serve", "--warehouse", f"duckdb:///{self.db}",
+                 "--tokens", str(self.tokens), "--port", str(self.port),
+                 "--transform-every", f"{self.transform_every_s:g}"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"campus-cloud serve exited with {self.proc.returncode}: {self.log()[-2000:]}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"campus-cloud serve did not answer within {timeout} s: {self.log()[-2000:]}")
+
+    def metrics(self, timeout: float = 5.0) -> dict[str, float]:
+        """The service's ``/metrics`` samples as ``{name{labels}: value}`` (comments skipped)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=timeout) as r:
+            text = r.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    out[name] = float(value)
+        return out
+
+    def landed(self, timeout: float = 5.0) -> tuple[int, int]:
+        """(readings landed in ODS, batches stored) so far, from ``/metrics`` (counted after the commit)."""
+        m = self.metrics(timeout)
+        return (int(m.get("campus_ingest_readings_landed_total", 0)),
+                int(m.get('campus_ingest_batches_total{status="stored"}', 0)))
+
+    def stop(self, timeout: float = 120.0) -> int:
+        """SIGTERM (in-flight landings and a running transform finish), then wait."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def connect_readonly(self) -> Any:
+        """A read-only DuckDB connection to the warehouse file (the service must be stopped)."""
+        import duckdb
+
+        return duckdb.connect(str(self.db), read_only=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def raw_profiles(dest: Path) -> Path:
+    """A copy of ``device_profiles/`` in ``dest`` with every profile's reduction set to ``mode: raw`` (upload raw
+    readings only: no windows, no aggregates); returns ``dest``."""
+    import re
+    import shutil
+
+    def raw(m: re.Match[str]) -> str:  # keep the upload priority, drop everything else of the block
+        keep = [ln for ln in m.group(0).splitlines()[1:] if ln.strip().startswith("priority:")]
+        return "\n".join(["reduction:", "  mode: raw", *keep]) + "\n"
+
+    shutil.copytree(ROOT / "device_profiles", dest)
+    for f in dest.rglob("*.yaml"):
+        text = f.read_text()
+        # a top-level 'reduction:' block: the key line and its indented lines
+        new = re.sub(r"^reduction:\n(?:[ \t]+.*(?:\n|$))*", raw, text, flags=re.M)
+        if new != text:
+            f.write_text(new)
+    return dest
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> dict[str, float | None]:
+    """``{"p50": …, "p95": …, "p99": …, "max": …}`` of ``values`` (linear interpolation); None when empty."""
+    import numpy as np
+
+    if not values:
+        return {**{f"p{q:g}": None for q in qs}, "max": None}
+    arr = np.asarray(values, dtype=float)
+    return {**{f"p{q:g}": round(float(np.percentile(arr, q)), 4) for q in qs}, "max": round(float(arr.max()), 4)}
