@@ -182,6 +182,8 @@ def apply_registry(session: Session, reg: Registry, now_ms: int) -> RegistryRepo
             closed.append(dev)
     session.execute("DELETE FROM dim_iot_device")
     insert_rows(session, "dim_iot_device", DEVICE_COLUMNS, rows)
+    session.execute("DELETE FROM dim_iot_profile_metric")
+    insert_rows(session, "dim_iot_profile_metric", ("profile_ref", "metric_code", "interval_s"), reg.intervals)
     session.execute("DELETE FROM dim_iot_authority")
     insert_rows(session, "dim_iot_authority", ("device_id", "metric_code"),
                 [(d.id, m) for d in reg.devices for m in d.authoritative])

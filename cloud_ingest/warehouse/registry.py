@@ -15,6 +15,7 @@ the beginning of time so readings that arrived before registration conform too.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import yaml
 
 from cloud_ingest.warehouse.dictionary import Dictionary, MetricDef, load_dictionary
 from cloud_ingest.warehouse.errors import RegistryError
+
+_LOGGER = logging.getLogger(__name__)
 
 BUILDING_TYPES = ("teaching", "lab", "library", "dorm", "canteen", "admin", "gym", "other")
 ROOM_TYPES = ("classroom", "lab", "office", "dorm", "canteen", "library", "meeting", "gym", "plant",
@@ -120,6 +123,8 @@ class Registry:
     devices: tuple[Device, ...]
     calendar: Calendar
     dictionary: Dictionary
+    # (profile ref, metric) → sample interval declared by the device profile (completeness, docs/quality.md)
+    intervals: tuple[tuple[str, str, float], ...] = ()
 
     def room(self, room_id: str) -> Room:
         return next(r for r in self.rooms if r.id == room_id)
@@ -363,7 +368,36 @@ def parse_registry(raw: Any, file: str, *, dictionary: Dictionary | None = None)
                 raise root.items("devices")[i].fail("authoritative", f"unknown metric {metric!r} (not in the "
                                                                      "metrics registry)")
     return Registry(file, tuple(campuses), tuple(buildings), tuple(rooms), tuple(gateways), tuple(profiles),
-                    tuple(devices), Calendar(start, end, frozenset(holidays)), dictionary)
+                    tuple(devices), Calendar(start, end, frozenset(holidays)), dictionary,
+                    _profile_intervals(root, {p.ref for p in profiles}))
+
+
+DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[2] / "device_profiles"
+
+
+def _profile_intervals(root: _Reader, refs: set[str]) -> tuple[tuple[str, str, float], ...]:
+    """Each declared profile's metric sample intervals, read from the device profiles (``profiles_dir``).
+
+    The directory defaults to the repository's device_profiles/. Profiles that are not there (or a directory
+    that does not load) give no intervals: completeness then uses the series' own cadence (docs/quality.md).
+    """
+    from edge_agent.profiles import ProfileSet  # the edge's profile loader: one definition of a profile
+
+    value = root.raw.get("profiles_dir")
+    path = DEFAULT_PROFILES_DIR if value is None else Path(str(value))
+    if not path.is_absolute():
+        path = Path(root.file).resolve().parent / path
+    if not path.is_dir():
+        if value is not None:
+            raise root.fail("profiles_dir", f"{str(path)!r} is not a directory")
+        return ()
+    try:
+        loaded = ProfileSet.load(path, timezone="UTC")
+    except Exception as exc:  # a broken profile file is the edge's error to report (check-profiles)
+        _LOGGER.warning("device profiles in %s not loaded (%s); completeness uses series cadence", path, exc)
+        return ()
+    return tuple(sorted((str(p.ref), m.name, float(m.interval_s)) for p in loaded.profiles
+                        if str(p.ref) in refs for m in p.metrics if m.interval_s))
 
 
 def _metrics_path(root: _Reader) -> Path | None:

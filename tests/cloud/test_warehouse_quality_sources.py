@@ -54,3 +54,35 @@ def test_sub_meters_and_room_sensors_are_checked_against_their_reference(warehou
     assert rows == {("em-teach", T0 + HOUR): 6, ("aq-mobile", T0): 6}
     # the authoritative device is the reference, never the one that disagrees
     assert ("aq-t101", T0) not in rows
+
+
+XIAOMI = ProfileRef("zigbee2mqtt.xiaomi_wsdcgq01lm", 1)  # temperature_air every 600 s (its profile)
+
+
+def test_completeness_expects_the_profiles_sample_interval(warehouse: Warehouse, registry_demo: Path,
+                                                           tmp_path: Path) -> None:
+    doc: dict[str, Any] = yaml.safe_load(registry_demo.read_text(encoding="utf-8"))
+    doc["profiles"].append({"ref": str(XIAOMI), "vendor": "Xiaomi", "model": "WSDCGQ01LM"})
+    doc["devices"] += [{"id": f"th-{x}", "profile": str(XIAOMI), "gateway": "gw-teach", "room": "t102"}
+                       for x in ("steady", "slow", "gappy")]
+    p = tmp_path / "reg.yaml"
+    p.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    warehouse.load_registry_file(p)
+    assert warehouse.query("SELECT interval_s FROM dim_iot_profile_metric WHERE profile_ref = ? "
+                           "AND metric_code = 'temperature_air'", (str(XIAOMI),))[1] == [(600.0,)]
+    readings = []
+    for i in range(24):  # four hours: steady every 600 s; slow every 1200 s all along; gappy misses 5 in a row
+        ts = T0 + i * STEP
+        readings.append(Reading("th-steady", "temperature_air", ts, 22.0 + i % 3 * 0.1, "Cel", XIAOMI))
+        if i % 2 == 0:
+            readings.append(Reading("th-slow", "temperature_air", ts, 22.0 + i % 3 * 0.1, "Cel", XIAOMI))
+        if not 6 <= i <= 10:
+            readings.append(Reading("th-gappy", "temperature_air", ts, 22.0 + i % 3 * 0.1, "Cel", XIAOMI))
+    warehouse.land_batch(build_batch("gw-teach", 1, T0, readings, []), body_checksum="b" * 32,
+                         received_ms=T0 + 5 * HOUR)
+    warehouse.run_transforms()
+    got = {d: (r, e) for d, r, e in warehouse.query(
+        "SELECT device_id, reading_cnt, expected_cnt FROM dws_qlt_device_1d WHERE device_id LIKE 'th-%'")[1]}
+    # the slow device keeps its own cadence all day (a median would expect nothing more): the profile expects
+    # twice as many; the gap of 6 steps misses 5 readings
+    assert got == {"th-steady": (24, 24), "th-slow": (12, 23), "th-gappy": (19, 24)}

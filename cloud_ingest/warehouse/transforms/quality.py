@@ -38,7 +38,7 @@ def _stage_readings(ctx: Context, cfg: QualityConfig) -> None:
     s = ctx.session
     union = " UNION ALL ".join(
         f"SELECT e.campus_id, e.building_id, e.room_id, e.gateway_id, e.device_id, e.metric_code, e.agg_code, "
-        f"e.window_s, e.ts_ms, e.hour_ms, e.dt, e.value, e.quality_flag, e.batch_seq FROM {t} e "
+        f"e.window_s, e.ts_ms, e.hour_ms, e.dt, e.value, e.quality_flag, e.batch_seq, e.profile_ref FROM {t} e "
         f"JOIN {DAYS} a ON a.campus_id = e.campus_id AND a.dt = e.dt" for t in PROCESS_TABLES.values())
     part = "PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.dt ORDER BY r.ts_ms"
     n = cfg.stuck_samples
@@ -58,7 +58,7 @@ WITH r AS ({union}), w AS (
     LEFT JOIN dim_iot_metric m ON m.metric_code = r.metric_code
 )
 SELECT w.campus_id, w.building_id, w.room_id, w.gateway_id, w.device_id, w.metric_code, w.agg_code, w.window_s,
-    w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.step_ms, w.delta_val,
+    w.profile_ref, w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.step_ms, w.delta_val,
     CASE WHEN w.agg_code = 'raw' AND w.delta_val IS NOT NULL
           AND ABS(w.delta_val) > {_case("w.metric_code", cfg.max_rate_per_min)}
               * GREATEST(CAST(w.step_ms AS {F8}) / 60000.0, 1.0) THEN 1 ELSE 0 END AS is_spike,
@@ -67,13 +67,23 @@ SELECT w.campus_id, w.building_id, w.room_id, w.gateway_id, w.device_id, w.metri
     CASE WHEN w.metric_type = 'counter' AND w.agg_code = 'raw' AND w.delta_val < 0 THEN 1 ELSE 0 END
         AS is_decrease
 FROM w""")
-    # expected interval per series-day: median step; missing readings per step beyond the gap factor
+    # expected interval per series-day: the window of an aggregate; for raw samples the profile's declared
+    # interval, unless the series keeps a cadence more than twice as fast (a device configured to report more
+    # often) or the profile declares none: then the median step of the day (gaps do not move a median)
     s.execute("DROP TABLE IF EXISTS tmp_qlt_gap")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_gap AS
-WITH iv AS (
-    SELECT {_SERIES}, percentile_cont(0.5) WITHIN GROUP (ORDER BY r.step_ms) AS interval_ms
+WITH md AS (
+    SELECT {_SERIES}, MIN(r.profile_ref) AS profile_ref,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY r.step_ms) AS median_ms
     FROM tmp_qlt_rd r WHERE r.step_ms > 0 GROUP BY {_SERIES}
+), iv AS (
+    SELECT md.device_id, md.metric_code, md.agg_code, md.window_s, md.dt, CASE
+        WHEN md.agg_code <> 'raw' AND md.window_s > 0 THEN CAST(md.window_s AS {F8}) * 1000
+        WHEN pm.interval_s IS NOT NULL AND md.median_ms >= pm.interval_s * 500 THEN pm.interval_s * 1000
+        ELSE md.median_ms END AS interval_ms
+    FROM md LEFT JOIN dim_iot_profile_metric pm ON pm.profile_ref = md.profile_ref
+        AND pm.metric_code = md.metric_code
 )
 SELECT r.device_id, r.hour_ms, r.dt, r.step_ms,
     CAST(ROUND(CAST(r.step_ms AS {F8}) / iv.interval_ms) AS BIGINT) - 1 AS missing_n
@@ -311,7 +321,7 @@ _DWD = tuple(PROCESS_TABLES.values())
 TRANSFORMS = (
     Transform("qlt_device", qlt_device,
               inputs=(*_DWD, "ods_iot_reading_di", "ods_iot_batch_di", "dim_iot_metric", "dim_iot_authority",
-                      "dim_iot_device", *DAY_INPUTS),
+                      "dim_iot_device", "dim_iot_profile_metric", *DAY_INPUTS),
               outputs=("dws_qlt_device_1h", "dws_qlt_device_1d"), after=("dwd_reading",),
               doc="DWD/ODS readings → per device and hour/day: completeness, lag, duplicates, accuracy, consistency"),
     Transform("qlt_scope", qlt_scope, inputs=("dws_qlt_device_1d", "dws_qlt_device_1h", LOSS_TABLE, *DAY_INPUTS),
