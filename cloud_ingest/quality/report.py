@@ -1,50 +1,106 @@
 """The quality report: JSON and a self-contained HTML page with inline SVG charts (no external JS or CSS).
 
-``build_report(wh, period)`` reads the quality tables into a plain mapping (the JSON); ``render_html``
-draws it: a trend line per dimension over the days, the worst devices and rooms, and a gap timeline.
+``build_report(wh, period)`` reads the quality tables into a plain mapping (the JSON, described by the JSON
+Schema ``report.schema.json`` next to this module); ``render_html`` draws it: a trend line per dimension over
+the days, the worst devices and rooms, a gap timeline, and the findings with the first rows of their evidence.
+``GET /v1/quality/report`` serves the same mapping (``report_json``) as ``quality.json``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import html
 import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cloud_ingest.quality.config import DIMENSIONS
-from cloud_ingest.warehouse import Warehouse
+from cloud_ingest.quality.evidence import Evidence, evidence
+from cloud_ingest.quality.findings import Queryable
 
 WORST_N = 10  # rows in the worst-devices / worst-rooms tables; more is noise on a large campus
 PERIODS = ("day",)
+SCHEMA_FILE = "report.schema.json"
+EVIDENCE_SAMPLE = 5  # evidence rows shown per finding in the HTML report
+EVIDENCE_FINDINGS_MAX = 200  # findings whose evidence the HTML report lists (each costs two queries)
 
 
-def _rows(wh: Warehouse, sql: str) -> list[dict[str, Any]]:
-    cols, rows = wh.query(sql)
+def evidence_path(finding_id: str) -> str:
+    """The API path of a finding's evidence (the id percent-encoded: device ids may contain '/')."""
+    return f"/v1/quality/findings/{quote(finding_id, safe=':')}/evidence"
+
+
+@functools.cache
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``quality.json`` / ``GET /v1/quality/report``."""
+    text = resources.files("cloud_ingest.quality").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _rows(wh: Queryable, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cols, rows = wh.query(sql, tuple(params))
     return [{c: (str(v) if c == "dt" else v) for c, v in zip(cols, r, strict=True)} for r in rows]
 
 
-def build_report(wh: Warehouse, period: str = "day") -> dict[str, Any]:
-    """The report as a JSON-ready mapping: campus days and hours, worst devices/rooms, gaps, findings."""
+def _where(campus_col: str, campus_id: str | None, date_from: dt.date | None, date_to: dt.date | None,
+           *extra: str) -> tuple[str, list[Any]]:
+    conds, params = list(extra), []  # extra: fixed SQL of ours, never request text
+    for cond, value in ((f"{campus_col} = ?", campus_id), ("dt >= ?", date_from), ("dt <= ?", date_to)):
+        if value is not None:
+            conds.append(cond)
+            params.append(value)
+    return (" WHERE " + " AND ".join(conds) if conds else ""), params
+
+
+def build_report(wh: Queryable, period: str = "day", *, campus_id: str | None = None,
+                 date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict[str, Any]:
+    """The report as a JSON-ready mapping: campus days and hours, worst devices/rooms, gaps, findings.
+
+    ``campus_id``, ``date_from`` and ``date_to`` (inclusive, local days) narrow every section. Each finding
+    carries ``evidence``: the API path of the rows behind it (:mod:`cloud_ingest.quality.evidence`).
+    """
     if period not in PERIODS:
         raise ValueError(f"period {period!r} is not one of {', '.join(PERIODS)}")
     rates = ", ".join(f"{d}_rate" for d in DIMENSIONS)
+
+    def where(campus_col: str = "campus_id", *extra: str) -> tuple[str, list[Any]]:
+        return _where(campus_col, campus_id, date_from, date_to, *extra)
+
+    w_campus, p_campus = where()
+    w_hourly, p_hourly = where("scope_id", "scope_code = 'campus'")
+    w_dev, p_dev = where("campus_id", "scope_code = 'device'")
+    w_room, p_room = where("campus_id", "scope_code = 'room'")
+    w_gap, p_gap = where("campus_id", "gap_cnt > 0")
+    findings = _rows(wh, "SELECT finding_id, scope_code, scope_id, dt, dimension_code, value, threshold_val, "
+                         f"status_code FROM meta_qlt_finding_cur{w_campus} ORDER BY dt, scope_code, scope_id, "
+                         "dimension_code", p_campus)
+    for f in findings:
+        f["evidence"] = evidence_path(str(f["finding_id"]))
     return {
         "period": period,
         "dimensions": list(DIMENSIONS),
         "campus": _rows(wh, f"SELECT campus_id, dt, device_cnt, reading_cnt, {rates}, quality_score "
-                            "FROM ads_qlt_campus_score_1d ORDER BY campus_id, dt"),
+                            f"FROM ads_qlt_campus_score_1d{w_campus} ORDER BY campus_id, dt", p_campus),
         "campus_hourly": _rows(wh, f"SELECT scope_id AS campus_id, hour_ms, dt, reading_cnt, {rates}, quality_score "
-                                   "FROM dws_qlt_scope_1h WHERE scope_code = 'campus' ORDER BY scope_id, hour_ms"),
-        "worst_devices": _rows(wh, f"SELECT scope_id AS device_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d "
-                                   f"WHERE scope_code = 'device' ORDER BY quality_score, scope_id LIMIT {WORST_N}"),
-        "worst_rooms": _rows(wh, f"SELECT scope_id AS room_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d "
-                                 f"WHERE scope_code = 'room' ORDER BY quality_score, scope_id LIMIT {WORST_N}"),
+                                   f"FROM dws_qlt_scope_1h{w_hourly} ORDER BY scope_id, hour_ms", p_hourly),
+        "worst_devices": _rows(wh, f"SELECT scope_id AS device_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d"
+                                   f"{w_dev} ORDER BY quality_score, scope_id, dt LIMIT {WORST_N}", p_dev),
+        "worst_rooms": _rows(wh, f"SELECT scope_id AS room_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d"
+                                 f"{w_room} ORDER BY quality_score, scope_id, dt LIMIT {WORST_N}", p_room),
         "gaps": _rows(wh, "SELECT device_id, hour_ms, gap_cnt, gap_max_ms, expected_cnt - reading_cnt AS missing_cnt "
-                          "FROM dws_qlt_device_1h WHERE gap_cnt > 0 ORDER BY hour_ms, device_id"),
-        "findings": _rows(wh, "SELECT finding_id, scope_code, scope_id, dt, dimension_code, value, threshold_val, "
-                              "status_code FROM meta_qlt_finding_cur ORDER BY dt, scope_code, scope_id, "
-                              "dimension_code"),
+                          f"FROM dws_qlt_device_1h{w_gap} ORDER BY hour_ms, device_id", p_gap),
+        "findings": findings,
     }
+
+
+def report_json(report: Mapping[str, Any]) -> str:
+    """``quality.json``'s text (also the body of ``GET /v1/quality/report``)."""
+    return json.dumps(report, indent=2, ensure_ascii=False, default=str)
 
 
 def _trend_svg(campus: list[dict[str, Any]], key: str = "dt") -> str:
@@ -101,8 +157,39 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page (inline CSS and SVG, no scripts)."""
+def _findings_html(findings: list[dict[str, Any]], ev: Mapping[str, Evidence]) -> str:
+    """The findings table (ids link to their evidence section) and one evidence section per finding."""
+    cols = ["finding_id", "dimension_code", "value", "threshold_val", "status_code", "evidence"]
+    anchors = {fid: f"ev-{i}" for i, fid in enumerate(ev)}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for f in findings:
+        fid = str(f["finding_id"])
+        e = ev.get(fid)
+        link = (f'<a href="#{anchors[fid]}">{e.total} rows</a>' if e is not None
+                else f"<code>campus-cloud quality evidence {html.escape(fid)}</code>")
+        value = f"{f['value']:.3f}" if isinstance(f["value"], float) else html.escape(str(f["value"]))
+        body.append(f"<tr><td>{html.escape(fid)}</td><td>{html.escape(str(f['dimension_code']))}</td>"
+                    f"<td>{value}</td><td>{f['threshold_val']}</td><td>{html.escape(str(f['status_code']))}</td>"
+                    f"<td>{link}</td></tr>")
+    parts = [f"<table><tr>{head}</tr>{''.join(body)}</table>"]
+    if len(ev) < len(findings):
+        parts.append(f"<p>Evidence is listed for the first {len(ev)} of {len(findings)} findings; "
+                     "<code>campus-cloud quality evidence FINDING_ID</code> or "
+                     "<code>GET /v1/quality/findings/{id}/evidence</code> gives the rest.</p>")
+    if ev:
+        parts.append("<h2>Evidence</h2>")
+    for fid, e in ev.items():
+        counted = ", ".join(f"{k} {v}" for k, v in e.counted.items() if v)
+        parts.append(f'<h3 id="{anchors[fid]}">{html.escape(fid)}</h3>'
+                     f"<p>{e.total} evidence rows; counted by the rate: {html.escape(counted) or 'nothing'}. The first "
+                     f"{min(EVIDENCE_SAMPLE, len(e.rows))} with their ODS batch (gateway_id, batch_seq, load_id):"
+                     "</p>" + _table(e.rows[:EVIDENCE_SAMPLE], list(e.columns)))
+    return "".join(parts)
+
+
+def render_html(report: dict[str, Any], evidence_by_id: Mapping[str, Evidence] | None = None) -> str:
+    """A self-contained HTML page (inline CSS and SVG, no scripts); findings link to their evidence rows."""
     rate_cols = [f"{d}_rate" for d in DIMENSIONS]
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data quality report</title>"
@@ -116,16 +203,22 @@ def render_html(report: dict[str, Any]) -> str:
         + "<h2>Worst devices</h2>" + _table(report["worst_devices"], ["device_id", "dt", "quality_score", *rate_cols])
         + "<h2>Worst rooms</h2>" + _table(report["worst_rooms"], ["room_id", "dt", "quality_score", *rate_cols])
         + "<h2>Gap timeline</h2>" + _gap_svg(report["gaps"])
-        + "<h2>Findings</h2>" + _table(report["findings"], ["finding_id", "dimension_code", "value",
-                                                           "threshold_val", "status_code"])
+        + "<h2>Findings</h2>" + _findings_html(report["findings"], evidence_by_id or {})
         + "</body></html>")
 
 
-def write_report(wh: Warehouse, out: Path, period: str = "day") -> tuple[Path, Path]:
+def report_evidence(wh: Queryable, report: Mapping[str, Any],
+                    max_findings: int = EVIDENCE_FINDINGS_MAX) -> dict[str, Evidence]:
+    """The first EVIDENCE_SAMPLE evidence rows of each of the report's first ``max_findings`` findings."""
+    return {str(f["finding_id"]): evidence(wh, str(f["finding_id"]), limit=EVIDENCE_SAMPLE)
+            for f in report["findings"][:max_findings]}
+
+
+def write_report(wh: Queryable, out: Path, period: str = "day") -> tuple[Path, Path]:
     """Write ``quality.json`` and ``quality.html`` into ``out``; returns their paths."""
     report = build_report(wh, period)
     out.mkdir(parents=True, exist_ok=True)
     j, h = out / "quality.json", out / "quality.html"
-    j.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    h.write_text(render_html(report), encoding="utf-8")
+    j.write_text(report_json(report), encoding="utf-8")
+    h.write_text(render_html(report, report_evidence(wh, report)), encoding="utf-8")
     return j, h
