@@ -29,7 +29,8 @@ router = APIRouter(tags=["indicators"])
 MAX_ROWS = 10_000  # per request; page with from/to
 
 
-def _reader(request: Request) -> Principal:
+def require_reader(request: Request) -> Principal:
+    """The calling reader (a ``[readers]`` token with a role); 401 without a valid token, 403 for another kind."""
     who = authenticate(request)
     if who.role != "reader" or who.access_role is None:
         raise Problem(403, "not_a_reader", "this token may not read indicators: add it to [readers] with a role",
@@ -43,7 +44,7 @@ def _ads_tables(schema: Schema) -> dict[str, Any]:
 
 @router.get("/v1/ads", summary="ADS indicator tables this reader may read")
 async def list_ads(request: Request) -> dict[str, Any]:
-    who = _reader(request)
+    who = require_reader(request)
     schema = load_schema()
     out = []
     for name, t in _ads_tables(schema).items():
@@ -60,7 +61,7 @@ async def read_ads(request: Request, table: str, campus_id: str | None = None,
                    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
                    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
                    limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000) -> dict[str, Any]:
-    who = _reader(request)
+    who = require_reader(request)
     role = who.access_role or ""
     schema = load_schema()
     tables = _ads_tables(schema)
@@ -70,7 +71,8 @@ async def read_ads(request: Request, table: str, campus_id: str | None = None,
     if not visible:
         raise Problem(403, "level_too_high", f"role {role} may read no column of {table}", field="table")
     names = {c.name for c in tables[table].columns}
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if campus_id is not None and "campus_id" in names:
         where.append("campus_id = ?")
         params.append(campus_id)

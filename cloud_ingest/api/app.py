@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud_ingest.api import ads, batches, fleet
+from cloud_ingest.api import ads, batches, fleet, quality
 from cloud_ingest.api.auth import TokenStore
 from cloud_ingest.api.context import ApiContext, WarehouseLike, context, wall_clock_ms
 from cloud_ingest.api.errors import Problem, SettingsError
@@ -121,6 +121,7 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
     app.include_router(batches.router)
     app.include_router(fleet.router)
     app.include_router(ads.router)
+    app.include_router(quality.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
