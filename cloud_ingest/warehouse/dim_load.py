@@ -182,6 +182,8 @@ def apply_registry(session: Session, reg: Registry, now_ms: int) -> RegistryRepo
             closed.append(dev)
     session.execute("DELETE FROM dim_iot_device")
     insert_rows(session, "dim_iot_device", DEVICE_COLUMNS, rows)
+    old_intervals = {tuple(r) for r in session.fetchall(
+        "SELECT profile_ref, metric_code, interval_s FROM dim_iot_profile_metric")}
     session.execute("DELETE FROM dim_iot_profile_metric")
     insert_rows(session, "dim_iot_profile_metric", ("profile_ref", "metric_code", "interval_s"), reg.intervals)
     session.execute("DELETE FROM dim_iot_authority")
@@ -209,6 +211,11 @@ def apply_registry(session: Session, reg: Registry, now_ms: int) -> RegistryRepo
         for campus in sorted(changed_campuses):
             dirty.update((campus, d) for (d,) in session.fetchall(
                 "SELECT DISTINCT dt FROM dws_iot_device_1d WHERE campus_id = ?", (campus,)))
+    # a corrected profile interval changes what completeness expects: recompute its devices' days
+    for ref in sorted({str(r[0]) for r in old_intervals ^ {tuple(x) for x in reg.intervals}}):
+        dirty.update((str(c), d) for c, d in session.fetchall(
+            "SELECT DISTINCT s.campus_id, s.dt FROM dws_iot_device_1d s JOIN dim_iot_device v "
+            "ON v.device_id = s.device_id WHERE v.profile_ref = ?", (ref,)))
     if dirty:
         change_id = int(session.fetch_one_value("SELECT nextval('meta_etl_load_id_seq')"))
         insert_rows(session, "meta_etl_dirty_day_log", ("load_id", "campus_id", "dt", "reason_text"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,30 @@ def test_completeness_expects_the_profiles_sample_interval(warehouse: Warehouse,
     # the slow device keeps its own cadence all day (a median would expect nothing more): the profile expects
     # twice as many; the gap of 6 steps misses 5 readings
     assert got == {"th-steady": (24, 24), "th-slow": (12, 23), "th-gappy": (19, 24)}
+
+
+def test_a_corrected_profile_interval_recomputes_completeness(warehouse: Warehouse, registry_demo: Path,
+                                                              tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"  # a copy of the shipped profiles, corrected below
+    shutil.copytree(Path(__file__).resolve().parents[2] / "device_profiles", profiles)
+    src = profiles / "zigbee2mqtt" / "xiaomi_wsdcgq01lm.yaml"
+    doc: dict[str, Any] = yaml.safe_load(registry_demo.read_text(encoding="utf-8"))
+    doc["profiles"].append({"ref": str(XIAOMI), "vendor": "Xiaomi", "model": "WSDCGQ01LM"})
+    doc["devices"].append({"id": "th-slow", "profile": str(XIAOMI), "gateway": "gw-teach", "room": "t102"})
+    doc["profiles_dir"] = str(profiles)
+    reg = tmp_path / "reg.yaml"
+    reg.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    warehouse.load_registry_file(reg)
+    readings = [Reading("th-slow", "temperature_air", T0 + i * 2 * STEP, 22.0 + i % 3 * 0.1, "Cel", XIAOMI)
+                for i in range(12)]
+    warehouse.land_batch(build_batch("gw-teach", 1, T0, readings, []), body_checksum="c" * 32,
+                         received_ms=T0 + 5 * HOUR)
+    warehouse.run_transforms()
+    sql = "SELECT reading_cnt, expected_cnt FROM dws_qlt_device_1d WHERE device_id = 'th-slow'"
+    assert warehouse.query(sql)[1] == [(12, 23)]  # the profile says 600 s; the device reports every 1200 s
+    # the repair: the profile is corrected to the device's real interval; reloading the registry recomputes
+    src.write_text(src.read_text(encoding="utf-8").replace(
+        "precision: 0.01, interval_s: 600}", "precision: 0.01, interval_s: 1200}", 1), encoding="utf-8")
+    warehouse.load_registry_file(reg)
+    warehouse.run_transforms()
+    assert warehouse.query(sql)[1] == [(12, 12)]
