@@ -60,7 +60,13 @@ def build_from_pending(gateway: str, seq: int, created_ms: int, pending: Pending
 async def cut_batches(buffer: Buffer, gateway: str, *, max_readings: int, max_events: int = 10_000,
                       precision: Mapping[str, float] | None = None,
                       clock: Callable[[], float] = time.time, max_batches: int = 100) -> int:
-    """Cut everything unbatched into stored batches (bounded by ``max_batches``); returns batches made."""
+    """Cut everything unbatched into stored batches (bounded by ``max_batches``); returns batches made.
+
+    A take that is not full (fewer than ``max_readings`` readings and ``max_events`` events) took all that
+    was waiting, and ends the cut: rows the ingest loop commits meanwhile wait for the next cut. Going on
+    would chase the incoming stream and cut a batch of a message or two per round trip (up to
+    ``max_batches`` of them: thousands of tiny batches to drain after an outage).
+    """
     made = 0
     while made < max_batches:
         pending = await buffer.take_unbatched(max_readings, max_events)
@@ -72,6 +78,8 @@ async def cut_batches(buffer: Buffer, gateway: str, *, max_readings: int, max_ev
         await buffer.store_batch(seq, pending.priority, body, pending.n_readings, pending.n_events,
                                  pending.r_id, pending.e_id, created_ms=created)
         made += 1
+        if pending.n_readings < max_readings and pending.n_events < max_events:
+            break
     return made
 
 
@@ -97,9 +105,13 @@ class Drainer:
         self._uploader = uploader
         self._clock = clock
         self.stats = DrainStats()
+        # The wait returned last is our own backoff after the cloud could not be reached (not a Retry-After
+        # or an auth pause): a sign of life from the cloud (a heartbeat acknowledged) may cut it short.
+        self.waiting_for_cloud = False
 
     async def run_once(self) -> float:
         """Send one round of batches; returns how long to wait before the next round (0 = go on)."""
+        self.waiting_for_cloud = False
         batches = await self._buffer.next_batches(BATCHES_PER_ROUND)
         if not batches:
             return IDLE_WAIT_S
@@ -129,6 +141,7 @@ class Drainer:
                 return max(res.after, 1.0)
             else:  # RETRY_LATER
                 st.retries += 1
+                self.waiting_for_cloud = res.unreachable
                 return max(res.after, 0.05)
         return 0.0
 

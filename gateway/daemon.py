@@ -33,7 +33,7 @@ from edge_agent.mqtt import MqttSource
 from edge_agent.outbox import Drainer, cut_batches
 from edge_agent.privacy import Pseudonymizer
 from edge_agent.profiles import ProfileSet
-from edge_agent.upload import Timeouts, Uploader
+from edge_agent.upload import Outcome, Timeouts, Uploader
 from edge_agent.windowing import WindowJob
 from gateway.config import GatewayConfig, load_config
 from gateway.devices import DeviceTracker
@@ -73,6 +73,10 @@ class Daemon:
         self.precision: dict[str, float] = {}
         self.cloud_clock_offset_ms: int | None = None
         self.last_heartbeat_ms = 0
+        self.heartbeats_sent = 0
+        self.heartbeats_failed = 0
+        self.upload_wakes = 0  # upload backoffs cut short by an acknowledged heartbeat
+        self._drain_wake = asyncio.Event()
         self.started_ms = int(clock() * 1000)
         self._waiting_since_ms = self.started_ms  # last time the ingest queue was seen empty
 
@@ -119,11 +123,11 @@ class Daemon:
 
     async def _drain_forever(self) -> None:
         while not self.stop_event.is_set():
+            self._drain_wake.clear()
             wait = await self.drainer.run_once()
             self.supervisor.beat("upload")
             if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), wait)
+                await _wait_any((self.stop_event, self._drain_wake), wait)
 
     async def _cut(self) -> None:
         await cut_batches(self.buffer, self.config.gateway_id, max_readings=self.config.upload.batch_max_readings,
@@ -132,9 +136,20 @@ class Daemon:
     async def _heartbeat(self) -> None:
         body = await self.status.heartbeat()
         res = await self.uploader.send_heartbeat(body)
+        if res.outcome is not Outcome.SENT:
+            self.heartbeats_failed += 1
+            return
+        self.heartbeats_sent += 1
+        self.last_heartbeat_ms = int(self.clock() * 1000)
+        if self.drainer.waiting_for_cloud:
+            # Uploads are backing off because the cloud was unreachable (after a long outage the wait has grown
+            # to the backoff cap, 60 s); the cloud just answered: retry now instead of at the end of the wait.
+            _LOGGER.info("cloud reachable again (heartbeat acknowledged): resuming uploads")
+            self.drainer.waiting_for_cloud = False
+            self.upload_wakes += 1
+            self._drain_wake.set()
         if res.response and "clock_offset_ms" in res.response:
             self.cloud_clock_offset_ms = int(res.response["clock_offset_ms"])
-            self.last_heartbeat_ms = int(self.clock() * 1000)
 
     async def _retention(self) -> None:
         await self.buffer.space(evict=True)
@@ -246,6 +261,16 @@ class _TrackingStore:
         d.devices.update(results, d.profiles)
         d.supervisor.beat("ingest")
         return stats
+
+
+async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:
+    """Return when one of ``events`` is set or after ``timeout`` seconds."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
 
 
 def _now() -> datetime.datetime:

@@ -72,6 +72,8 @@ class StatusBuilder:
                      "used_ratio": round(backlog.budget.used_bytes / backlog.budget.budget_bytes, 4),
                      "back_pressure": backlog.budget.back_pressure},
             "clock_offset_to_cloud_ms": d.cloud_clock_offset_ms,
+            "heartbeat": {"sent": d.heartbeats_sent, "failed": d.heartbeats_failed,
+                          "last_ack_ms": d.last_heartbeat_ms or None, "upload_wakes": d.upload_wakes},
             "profiles": {"count": len(d.profiles), "versions": {p.id: p.version for p in d.profiles},
                          "reloads": d.reloads, "reload_error": d.reload_error},
             "tasks": d.supervisor.snapshot(),

@@ -21,6 +21,7 @@ appears in a log line or a result.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import random
@@ -51,6 +52,7 @@ USER_AGENT = "campus-edge-uploader/1"
 
 _DEAD_LETTER = frozenset({400, 409, 415, 422})
 _AUTH = frozenset({401, 403})
+_UNREACHABLE = frozenset({502, 503, 504})  # a proxy or load balancer in front of a service that is down
 
 
 class Outcome(StrEnum):
@@ -81,6 +83,14 @@ class UploadResult:
     detail: str = ""
     elapsed: float = 0.0  # seconds spent in the request
     response: Mapping[str, Any] | None = None  # parsed JSON body of a 2xx (heartbeat ack, batch receipt)
+    server_wait: bool = False  # RETRY_LATER: ``after`` is the server's Retry-After (not our own backoff)
+
+    @property
+    def unreachable(self) -> bool:
+        """RETRY_LATER because the cloud could not be reached (no answer, or a proxy's 502/503/504 without
+        Retry-After) rather than because it answered: a later sign of life may end the wait early."""
+        return (self.outcome is Outcome.RETRY_LATER and not self.server_wait
+                and (self.status is None or self.status in _UNREACHABLE))
 
 
 @dataclass(slots=True, frozen=True)
@@ -306,7 +316,7 @@ class Uploader:
         wait = state.failure()  # counted even when the server says how long: later silence backs off more
         retry_after = parse_retry_after(reply.headers.get("retry-after"), self._wall())
         return UploadResult(Outcome.RETRY_LATER, seq, status, reason=reason, detail=detail, elapsed=elapsed,
-                            after=wait if retry_after is None else retry_after)
+                            after=wait if retry_after is None else retry_after, server_wait=retry_after is not None)
 
     def _done(self, result: UploadResult) -> UploadResult:
         self.stats.count(result)
@@ -349,8 +359,7 @@ def _error_fields(doc: Any, status: int, body: bytes) -> tuple[str, str]:
 
 
 def _replace_elapsed(result: UploadResult, elapsed: float) -> UploadResult:
-    return UploadResult(result.outcome, result.seq, result.status, result.after, result.duplicate,
-                        result.reason, result.detail, elapsed, result.response)
+    return dataclasses.replace(result, elapsed=elapsed)
 
 
 def _check_token(token: str) -> None:

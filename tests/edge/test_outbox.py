@@ -69,6 +69,25 @@ async def test_cut_and_drain_lands_every_reading_once(buffer: Buffer, tmp_path: 
         wh.close()
 
 
+async def test_cut_does_not_chase_rows_committed_meanwhile(buffer: Buffer) -> None:
+    """Rows keep arriving while a cut runs (the ingest loop commits between its takes): one batch per
+    cut, not a batch of a message or two per take until ``max_batches``."""
+    await buffer.commit_burst(results(50))
+    take = buffer.take_unbatched
+    arrived = iter(range(50, 10_000, 2))
+
+    async def take_then_more_arrive(max_readings: int, max_events: int):  # type: ignore[no-untyped-def]
+        pending = await take(max_readings, max_events)
+        await buffer.commit_burst(results(2, start=next(arrived) * 10 + 1))  # events only on multiples of 10
+        return pending
+
+    buffer.take_unbatched = take_then_more_arrive  # type: ignore[method-assign]
+    assert await cut_batches(buffer, "gw-a", max_readings=20_000) == 1
+    assert await cut_batches(buffer, "gw-a", max_readings=20_000) == 1  # the rows that came meanwhile
+    (first, second) = await buffer.next_batches(10)
+    assert (first.n_readings, second.n_readings) == (100, 4)
+
+
 async def test_priorities_events_go_first(buffer: Buffer) -> None:
     await buffer.commit_burst(results(30))
     await cut_batches(buffer, "gw-a", max_readings=10, max_events=1000)

@@ -131,6 +131,21 @@ async def test_retry_after_wins_over_backoff_but_still_counts_as_failure() -> No
         assert (await up.upload_batch(batch(1))).after == 2.0  # the second failure in a row
 
 
+async def test_unreachable_tells_own_backoff_after_no_answer_from_a_server_imposed_wait() -> None:
+    """``unreachable``: the daemon may cut such a wait short when a heartbeat gets through (a Retry-After never)."""
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    async with mock(refuse) as up:
+        assert (await up.upload_batch(batch(1))).unreachable
+    answers = iter([httpx.Response(502), httpx.Response(503, headers={"Retry-After": "7"}), httpx.Response(500),
+                    httpx.Response(429), httpx.Response(200, json={"status": "stored"})])
+    async with mock(lambda _: next(answers)) as up:
+        got = [(await up.upload_batch(batch(1))) for _ in range(5)]
+    assert [r.unreachable for r in got] == [True, False, False, False, False]
+    assert [r.server_wait for r in got] == [False, True, False, False, False]
+
+
 async def test_bodies_that_are_not_ours_are_dead_lettered_without_a_request() -> None:
     calls = []
     async with mock(lambda r: calls.append(r) or httpx.Response(201)) as up:

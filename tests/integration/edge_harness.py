@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -118,17 +118,28 @@ def edge_process(config: Path, log: Path, env: dict[str, str] | None = None) -> 
 
 
 class Publisher:
-    """QoS 1 publisher of Zigbee2MQTT temperature/humidity messages with unique timestamps (the ledger)."""
+    """QoS 1 publisher of Zigbee2MQTT temperature/humidity messages with unique timestamps (the ledger).
 
-    def __init__(self, port: int, devices: int = 20, prefix: str = "room") -> None:
+    ``ids=True`` sends temperature plus a per-message id instead (a per-device frame counter in
+    ``illuminance_lux``, i.e. metric ``illuminance`` of the generic profile, no deadband): the id survives
+    even when the gateway replaces the timestamp (clock skew), so the ledger can be checked by
+    (device, id) — see :meth:`ledger_ids`. ``skew_ms(device_index)`` shifts the device's ``last_seen``
+    (a device with a wrong clock); ``sent`` keeps the true times.
+    """
+
+    def __init__(self, port: int, devices: int = 20, prefix: str = "room", *, ids: bool = False,
+                 skew_ms: Callable[[int], int] | None = None) -> None:
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{port}")
         self.client.max_inflight_messages_set(200)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self.devices = devices
         self.prefix = prefix
+        self.ids = ids
+        self.skew_ms = skew_ms
         self.base_ms = int(time.time() * 1000)
         self.sent: list[tuple[str, int]] = []
+        self.sent_at: list[float] = []  # publisher wall clock when the broker acknowledged message i
 
     def publish(self, n: int, *, pace_s: float = 0.0, stop: threading.Event | None = None) -> None:
         start = len(self.sent)
@@ -137,11 +148,20 @@ class Publisher:
                 return
             dev = f"{self.prefix}-{i % self.devices:03d}"
             ts = self.base_ms + i
-            body = orjson.dumps({"temperature": 20 + (i % 100) / 10, "humidity": 45.5, "last_seen": ts})
-            self.client.publish(f"zigbee2mqtt/{dev}", body, qos=1).wait_for_publish(30)
+            if self.ids:
+                stamp = ts + (self.skew_ms(i % self.devices) if self.skew_ms else 0)
+                doc = {"temperature": 20 + (i % 100) / 10, "illuminance_lux": i // self.devices, "last_seen": stamp}
+            else:
+                doc = {"temperature": 20 + (i % 100) / 10, "humidity": 45.5, "last_seen": ts}
+            self.client.publish(f"zigbee2mqtt/{dev}", orjson.dumps(doc), qos=1).wait_for_publish(30)
             self.sent.append((dev, ts))
+            self.sent_at.append(time.time())
             if pace_s:
                 time.sleep(pace_s)
+
+    def ledger_ids(self) -> set[tuple[str, int]]:
+        """(device, id) of every acknowledged message (``ids=True``): the set DWD's illuminance rows must equal."""
+        return {(dev, i // self.devices) for i, (dev, _) in enumerate(self.sent)}
 
     def close(self) -> None:
         self.client.disconnect()
