@@ -38,6 +38,7 @@ from typing import Any
 from cloud_ingest.quality.config import DIMENSIONS, SCOPES, QualityConfig, default_config
 from cloud_ingest.quality.findings import FindingError, Queryable
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES, Q_NO_DEVICE, Q_NO_GATEWAY, Q_UNIT
+from cloud_ingest.warehouse.transforms.dws import ENERGY_METRIC
 from cloud_ingest.warehouse.transforms.quality import Q_CLOCK_SKEW, Q_INVALID, Q_OUT_OF_RANGE
 from cloud_ingest.warehouse.transforms.quality_losses import TABLE as LOSS_TABLE
 
@@ -48,7 +49,7 @@ PROVENANCE = ("gateway_id", "batch_seq", "load_id")
 _SERIES = "PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s ORDER BY r.ts_ms"
 _KEY = ("device_id", "metric_code", "agg_code", "window_s", "ts_ms")
 _READ = ("campus_id", "room_id", "gateway_id", "device_id", "metric_code", "agg_code", "window_s", "ts_ms",
-         "hour_ms", "value", "quality_flag", "batch_seq", "load_id")
+         "hour_ms", "value", "quality_flag", "batch_seq", "load_id", "profile_ref")
 
 # columns of the evidence rows, per dimension (every row of a dimension has all of them; None where n/a)
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -57,8 +58,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "timeliness": ("kind", *_KEY, "received_ms", "lag_ms", *PROVENANCE),
     "uniqueness": ("kind", *_KEY, "copy_no", "copy_cnt", "value", "window_ver", "received_ms", *PROVENANCE),
     "accuracy": ("kind", *_KEY, "value", "prev_ts_ms", "prev_value", "quality_flag", *PROVENANCE),
-    "consistency": ("kind", *_KEY, "value", "prev_ts_ms", "prev_value", "quality_flag", "hour_ms", "mean_val",
-                    "others_mean_val", "tolerance_val", *PROVENANCE),
+    "consistency": ("kind", *_KEY, "value", "prev_ts_ms", "prev_value", "quality_flag", "hour_ms", "hour_val",
+                    "ref_val", "ref_device_id", "tolerance_val", *PROVENANCE),
     "validity": ("kind", *_KEY, "value", "quality_flag", "reason_code", "loss_cnt", *PROVENANCE),
 }
 KINDS: dict[str, tuple[str, ...]] = {
@@ -66,7 +67,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "timeliness": ("late",),
     "uniqueness": ("duplicate",),
     "accuracy": ("out_of_range", "spike", "stuck"),
-    "consistency": ("decrease", "clock_skew", "room_disagreement"),
+    "consistency": ("decrease", "clock_skew", "room_disagreement", "submeter_mismatch"),
     "validity": ("unconvertible_unit", "unregistered_device", "unregistered_gateway", "quarantine"),
 }
 _ORDER = {
@@ -144,9 +145,19 @@ def _readings(ref: FindingRef, *, scoped: bool) -> tuple[str, list[Any]]:
     return sql, params * len(PROCESS_TABLES)
 
 
+_TEXT = ("kind", "device_id", "metric_code", "agg_code", "gateway_id", "reason_code", "ref_device_id")
+_FLOAT = ("interval_ms", "value", "prev_value", "hour_val", "ref_val", "tolerance_val")
+
+
+def _null(column: str) -> str:
+    """A typed NULL (PostgreSQL resolves an untyped NULL of a UNION branch as text)."""
+    return f"CAST(NULL AS {'VARCHAR' if column in _TEXT else F8 if column in _FLOAT else 'BIGINT'})"
+
+
 def _select(dimension: str, values: dict[str, str], weight: str) -> str:
-    """One SELECT list in the dimension's column order; columns not in ``values`` are NULL."""
-    return ", ".join([*(f"{values.get(c, 'NULL')} AS {c}" for c in COLUMNS[dimension]), f"{weight} AS weight_n"])
+    """One SELECT list in the dimension's column order; columns not in ``values`` are typed NULLs."""
+    return ", ".join([*(f"{values.get(c) or _null(c)} AS {c}" for c in COLUMNS[dimension]),
+                      f"{weight} AS weight_n"])
 
 
 def _row_values(prefix: str = "w") -> dict[str, str]:
@@ -155,28 +166,30 @@ def _row_values(prefix: str = "w") -> dict[str, str]:
 
 def _completeness(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
     r, params = _readings(ref, scoped=True)
+    missing = f"CAST(ROUND(CAST(w.step_ms AS {F8}) / iv.interval_ms) AS BIGINT) - 1"
     v = {**_row_values(), "kind": "'gap'", "from_ts_ms": "w.ts_ms - w.step_ms", "step_ms": "w.step_ms",
-         "interval_ms": "iv.interval_ms", "missing_cnt": "g.missing_cnt"}
+         "interval_ms": "iv.interval_ms", "missing_cnt": missing}
+    # the expected interval, as in the transform: an aggregate's window; the profile's declared interval unless
+    # the series reports more than twice as fast or the profile declares none; else the day's median step
     return f"""
 WITH r AS ({r}), w AS (
     SELECT r.*, r.ts_ms - LAG(r.ts_ms) OVER ({_SERIES}) AS step_ms FROM r
-), iv AS (
-    SELECT w.device_id, w.metric_code, w.agg_code, w.window_s,
-        percentile_cont(0.5) WITHIN GROUP (ORDER BY w.step_ms) AS interval_ms
+), md AS (
+    SELECT w.device_id, w.metric_code, w.agg_code, w.window_s, MIN(w.profile_ref) AS profile_ref,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY w.step_ms) AS median_ms
     FROM w WHERE w.step_ms > 0 GROUP BY w.device_id, w.metric_code, w.agg_code, w.window_s
-), g AS (
-    SELECT w.device_id, w.metric_code, w.agg_code, w.window_s, w.ts_ms,
-        CAST(ROUND(CAST(w.step_ms AS {F8}) / iv.interval_ms) AS BIGINT) - 1 AS missing_cnt
+), iv AS (
+    SELECT md.device_id, md.metric_code, md.agg_code, md.window_s, CASE
+        WHEN md.agg_code <> 'raw' AND md.window_s > 0 THEN CAST(md.window_s AS {F8}) * 1000
+        WHEN pm.interval_s IS NOT NULL AND md.median_ms >= pm.interval_s * 500 THEN pm.interval_s * 1000
+        ELSE md.median_ms END AS interval_ms
+    FROM md LEFT JOIN dim_iot_profile_metric pm ON pm.profile_ref = md.profile_ref
+        AND pm.metric_code = md.metric_code
+), ev AS (
+    SELECT {_select("completeness", v, missing)}
     FROM w JOIN iv ON iv.device_id = w.device_id AND iv.metric_code = w.metric_code
         AND iv.agg_code = w.agg_code AND iv.window_s = w.window_s
     WHERE iv.interval_ms > 0 AND w.step_ms > {cfg.gap_factor!r} * iv.interval_ms
-), ev AS (
-    SELECT {_select("completeness", v, "g.missing_cnt")}
-    FROM g
-    JOIN w ON w.device_id = g.device_id AND w.metric_code = g.metric_code AND w.agg_code = g.agg_code
-        AND w.window_s = g.window_s AND w.ts_ms = g.ts_ms
-    JOIN iv ON iv.device_id = g.device_id AND iv.metric_code = g.metric_code AND iv.agg_code = g.agg_code
-        AND iv.window_s = g.window_s
 )""", params
 
 
@@ -234,41 +247,79 @@ WITH r AS ({r}), w AS (
 
 def _consistency(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
     r, params = _readings(ref, scoped=True)
-    room, room_params = _readings(ref, scoped=False)  # the room's other sensors may be outside the scope
+    ra, all_params = _readings(ref, scoped=False)  # the room's other sensors and a meter's subs may be outside
     v = {**_row_values(), "prev_ts_ms": "w.prev_ts_ms", "prev_value": "w.prev_value"}
     decrease = "w.metric_type = 'counter' AND w.agg_code = 'raw' AND w.value - w.prev_value < 0"
     used = f"r.room_id IS NOT NULL AND r.value IS NOT NULL AND (r.quality_flag & {Q_OUT_OF_RANGE}) = 0 " \
            "AND r.agg_code IN ('raw', 'mean')"
-    d = {**_row_values("r"), "kind": "'room_disagreement'", "mean_val": "x.v", "others_mean_val": "x.others_v",
-         "tolerance_val": "x.tol"}
+    room = {**_row_values("r"), "kind": "'room_disagreement'", "hour_val": "x.v", "ref_val": "x.ref_v",
+            "ref_device_id": "x.ref_device_id", "tolerance_val": "x.tol"}
+    sub = {**_row_values("q"), "kind": "'submeter_mismatch'", "prev_ts_ms": "q.prev_ts_ms",
+           "prev_value": "q.prev_value", "hour_val": "e.kwh", "ref_val": "subs.kwh",
+           "tolerance_val": _sub_limit(cfg)}
+    # as in the transform: a room sensor's hourly mean against the room's authoritative device when it reported
+    # that hour (the authoritative one is not judged), else against the other sensors' mean; a main meter's
+    # hourly kWh against the sum of its sub-meters' (dim_iot_device.parent_device_id)
     return f"""
 WITH r AS ({r}), w AS (
     SELECT r.*, m.metric_type, LAG(r.ts_ms) OVER ({_SERIES}) AS prev_ts_ms,
         LAG(r.value) OVER ({_SERIES}) AS prev_value
     FROM r LEFT JOIN dim_iot_metric m ON m.metric_code = r.metric_code
-), ra AS ({room}), m AS (
-    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v
-    FROM ra r WHERE {used}
+), ra AS ({ra}), m AS (
+    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v,
+        MAX(CASE WHEN x.device_id IS NULL THEN 0 ELSE 1 END) AS is_auth
+    FROM ra r
+    LEFT JOIN dim_iot_authority x ON x.device_id = r.device_id AND x.metric_code = r.metric_code
+    WHERE {used}
     GROUP BY r.room_id, r.metric_code, r.hour_ms, r.device_id
 ), o AS (
     SELECT m.*, SUM(m.v) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS v_sum,
         COUNT(*) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS dev_n,
+        MAX(CASE WHEN m.is_auth = 1 THEN m.v END) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS v_auth,
+        MAX(CASE WHEN m.is_auth = 1 THEN m.device_id END)
+            OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS auth_id,
         {_case("m.metric_code", cfg.room_tolerance)} AS tol
     FROM m
-), x AS (
-    SELECT o.room_id, o.metric_code, o.hour_ms, o.device_id, o.v, (o.v_sum - o.v) / (o.dev_n - 1) AS others_v, o.tol
-    FROM o WHERE o.dev_n >= 2 AND o.tol IS NOT NULL AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol
+), x AS MATERIALIZED (  -- small; without statistics PostgreSQL would recompute it per reading
+    SELECT o.room_id, o.metric_code, o.hour_ms, o.device_id, o.v, o.tol,
+        CASE WHEN o.v_auth IS NOT NULL THEN o.v_auth ELSE (o.v_sum - o.v) / (o.dev_n - 1) END AS ref_v,
+        CASE WHEN o.v_auth IS NOT NULL THEN o.auth_id END AS ref_device_id
+    FROM o
+    WHERE o.tol IS NOT NULL AND o.is_auth = 0 AND CASE
+        WHEN o.v_auth IS NOT NULL THEN ABS(o.v - o.v_auth) > o.tol
+        ELSE o.dev_n >= 2 AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol END
+), er AS (
+    SELECT r.*, LAG(r.ts_ms) OVER ({_SERIES}) AS prev_ts_ms, LAG(r.value) OVER ({_SERIES}) AS prev_value
+    FROM ra r WHERE r.metric_code = '{ENERGY_METRIC}' AND r.agg_code = 'raw'
+), e AS (
+    SELECT er.device_id, er.hour_ms,
+        SUM(CASE WHEN er.value - er.prev_value > 0 THEN er.value - er.prev_value ELSE 0 END) AS kwh
+    FROM er GROUP BY er.device_id, er.hour_ms
+), subs AS (
+    SELECT d.parent_device_id AS main_id, e.hour_ms, SUM(e.kwh) AS kwh
+    FROM e JOIN dim_iot_device d ON d.device_id = e.device_id AND d.is_current
+    WHERE d.parent_device_id IS NOT NULL
+    GROUP BY d.parent_device_id, e.hour_ms
 ), ev AS (
     SELECT {_select("consistency", {**v, "kind": "'decrease'"}, "1")} FROM w WHERE {decrease}
     UNION ALL
     SELECT {_select("consistency", {**v, "kind": "'clock_skew'"}, "1")} FROM w
     WHERE (w.quality_flag & {Q_CLOCK_SKEW}) <> 0
     UNION ALL
-    SELECT {_select("consistency", d, "1")} FROM r
+    SELECT {_select("consistency", room, "1")} FROM r
     JOIN x ON x.room_id = r.room_id AND x.metric_code = r.metric_code AND x.hour_ms = r.hour_ms
         AND x.device_id = r.device_id
     WHERE {used}
-)""", params + room_params
+    UNION ALL
+    SELECT {_select("consistency", sub, "1")} FROM er q
+    JOIN e ON e.device_id = q.device_id AND e.hour_ms = q.hour_ms
+    JOIN subs ON subs.main_id = q.device_id AND subs.hour_ms = q.hour_ms
+    WHERE q.device_id IN (SELECT DISTINCT r.device_id FROM r) AND ABS(subs.kwh - e.kwh) > {_sub_limit(cfg)}
+)""", params + all_params
+
+
+def _sub_limit(cfg: QualityConfig) -> str:
+    return f"{float(cfg.submeter_tolerance)!r} * e.kwh + 0.01"
 
 
 def _validity(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:

@@ -8,22 +8,28 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from cloud_ingest.quality.config import DIMENSIONS, default_config
 from cloud_ingest.quality.evidence import KINDS, evidence
 from cloud_ingest.quality.findings import FindingError
-from cloud_ingest.quality.report import build_report, evidence_path, write_report
+from cloud_ingest.quality.report import build_report, evidence_path, report_schema, write_report
 from cloud_ingest.warehouse import Warehouse
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
 from tests.quality.conftest import GHOST, ODD_UNIT, Faulty
 
-# what each evidence kind adds up to, as SQL over the scope-day's row of dws_qlt_scope_1d
-COUNTERS = {"gap": "expected_cnt - reading_cnt", "late": "reading_cnt - timely_cnt", "duplicate": "dup_cnt",
-            "out_of_range": "out_range_cnt", "spike": "spike_cnt", "stuck": "stuck_cnt",
-            "decrease": "decrease_cnt", "clock_skew": "skew_cnt", "room_disagreement": "disagree_cnt",
-            "quarantine": "COALESCE(quarantine_cnt, 0)"}
-INVALID = ("unconvertible_unit", "unregistered_device", "unregistered_gateway")
+# per dimension: counter of the scope-day's row in dws_qlt_scope_1d (SQL) → the evidence kinds that add up to it
+COUNTERS = {
+    "completeness": {"expected_cnt - reading_cnt": ("gap",)},
+    "timeliness": {"reading_cnt - timely_cnt": ("late",)},
+    "uniqueness": {"dup_cnt": ("duplicate",)},
+    "accuracy": {"out_range_cnt": ("out_of_range",), "spike_cnt": ("spike",), "stuck_cnt": ("stuck",)},
+    "consistency": {"decrease_cnt": ("decrease",), "skew_cnt": ("clock_skew",),
+                    "disagree_cnt": ("room_disagreement", "submeter_mismatch")},
+    "validity": {"invalid_cnt": ("unconvertible_unit", "unregistered_device", "unregistered_gateway"),
+                 "COALESCE(quarantine_cnt, 0)": ("quarantine",)},
+}
 DWD = " UNION ALL ".join(f"SELECT * FROM {t}" for t in PROCESS_TABLES.values())
 KEY = ("device_id", "metric_code", "agg_code", "window_s", "ts_ms")
 
@@ -61,22 +67,40 @@ def test_every_dimension_has_a_finding(faulty: Faulty) -> None:
     assert {d for _, _, d in _findings(faulty.wh)} == set(DIMENSIONS)
 
 
+def _assert_adds_up(wh: Warehouse, fid: str, dim: str) -> None:
+    ev = evidence(wh, fid, limit=1)
+    r = ev.ref
+    sums = COUNTERS[dim]
+    assert sorted(k for kinds in sums.values() for k in kinds) == sorted(KINDS[dim])
+    got = wh.query(f"SELECT {', '.join(sums)} FROM dws_qlt_scope_1d WHERE campus_id = ? AND scope_code = ? "
+                   "AND scope_id = ? AND dt = ?", (r.campus_id, r.scope_code, r.scope_id, r.dt))[1][0]
+    want = {expr: int(v) for expr, v in zip(sums, got, strict=True)}
+    have = {expr: sum(ev.counted[k] for k in kinds) for expr, kinds in sums.items()}
+    assert have == want, fid
+    assert ev.total >= 1, fid
+    assert len(ev.rows) == 1, fid
+
+
 def test_evidence_adds_up_to_the_scope_counters(faulty: Faulty) -> None:
-    wh = faulty.wh
-    for fid, _, dim in _findings(wh):
-        ev = evidence(wh, fid, limit=1)
-        r = ev.ref
-        kinds = [k for k in KINDS[dim] if k not in INVALID]
-        exprs = [COUNTERS[k] for k in kinds] + (["invalid_cnt"] if dim == "validity" else [])
-        got = wh.query(f"SELECT {', '.join(exprs)} FROM dws_qlt_scope_1d WHERE campus_id = ? AND scope_code = ? "
-                       "AND scope_id = ? AND dt = ?", (r.campus_id, r.scope_code, r.scope_id, r.dt))[1][0]
-        want = dict(zip(kinds, got[:len(kinds)], strict=True))
-        have = {k: ev.counted[k] for k in kinds}
-        if dim == "validity":
-            want["invalid"], have["invalid"] = got[-1], sum(ev.counted[k] for k in INVALID)
-        assert have == want, fid
-        assert ev.total >= 1, fid
-        assert len(ev.rows) == 1, fid
+    for fid, _, dim in _findings(faulty.wh):
+        _assert_adds_up(faulty.wh, fid, dim)
+
+
+@pytest.mark.postgres
+def test_evidence_adds_up_on_postgres(pg_url: str) -> None:
+    from cloud_ingest.warehouse import open_warehouse
+    from tests.quality import sim_run
+
+    with open_warehouse(pg_url) as wh:
+        sim_run.run(wh, "gaps=0.03,duplicates=0.03,out_of_range=0.03,spikes=0.02,skew=0.03,resets=0.03,"
+                        "malformed=0.08", devices=12, n=1200, mix="all", late_every=3)
+        findings = _findings(wh)
+        assert {d for _, _, d in findings} >= {"completeness", "timeliness", "uniqueness", "accuracy",
+                                               "consistency"}
+        for fid, _, dim in findings:
+            _assert_adds_up(wh, fid, dim)
+        sample = evidence(wh, findings[0][0], limit=5).as_dict()
+        assert json.loads(json.dumps(sample)) == sample  # plain JSON values (no Decimal, no date objects)
 
 
 def test_completeness_evidence_is_real_gaps(faulty: Faulty) -> None:
@@ -166,7 +190,7 @@ def test_consistency_evidence_rows_are_resets_skew_or_room_disagreement(faulty: 
             elif row["kind"] == "clock_skew":
                 assert stored["quality_flag"] & 2
             else:
-                assert abs(row["mean_val"] - row["others_mean_val"]) > row["tolerance_val"]
+                assert abs(row["hour_val"] - row["ref_val"]) > row["tolerance_val"]
                 assert row["tolerance_val"] == cfg.room_tolerance[row["metric_code"]]
                 assert stored["hour_ms"] == row["hour_ms"]
     assert seen == {"decrease", "clock_skew", "room_disagreement"}
@@ -237,6 +261,7 @@ def test_report_links_findings_to_their_evidence(faulty: Faulty, tmp_path: Path)
     j, h = write_report(wh, tmp_path)
     report = json.loads(j.read_text(encoding="utf-8"))
     assert report == json.loads(json.dumps(build_report(wh), default=str))
+    assert not list(jsonschema.Draft202012Validator(report_schema()).iter_errors(report))
     assert report["findings"]
     for f in report["findings"]:
         assert f["evidence"] == evidence_path(f["finding_id"])
