@@ -146,6 +146,10 @@ def _quality_reader(request: Request) -> Principal:
     if not can_read(who.access_role or "", READ_LEVEL):
         raise Problem(403, "level_too_high", f"role {who.access_role} may not read quality data ({READ_LEVEL}: "
                       "analyst, data_steward or security_admin)", field="Authorization")
+    for name in request.query_params:  # a repeated parameter is not one value: refuse, do not pick one
+        if len(request.query_params.getlist(name)) > 1:
+            raise Problem(400, "bad_request", f"query parameter {name[:40]!r} is given more than once",
+                          field=f"query.{name[:40]}")
     return who
 
 
@@ -178,8 +182,21 @@ def _finding_out(row: dict[str, Any]) -> FindingOut:
 
 CampusParam = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_NO_CONTROL,
                                           description="Only this campus")]
-FromParam = Annotated[datetime.date | None, Query(alias="from", description="First local day (inclusive)")]
-ToParam = Annotated[datetime.date | None, Query(alias="to", description="Last local day (inclusive)")]
+# dates as YYYY-MM-DD text, parsed here: a date type would also take a number (as a Unix time)
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+FromParam = Annotated[str | None, Query(alias="from", pattern=_DATE, description="First local day (YYYY-MM-DD)",
+                                        json_schema_extra={"format": "date"})]
+ToParam = Annotated[str | None, Query(alias="to", pattern=_DATE, description="Last local day (YYYY-MM-DD)",
+                                      json_schema_extra={"format": "date"})]
+
+
+def _day(text: str | None, name: str) -> datetime.date | None:
+    if text is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError as exc:
+        raise Problem(400, "bad_request", f"{text[:20]!r} is not a calendar day", field=f"query.{name}") from exc
 
 
 @router.get("/v1/quality/report", summary="The data-quality report (the same JSON as quality.json)",
@@ -189,8 +206,9 @@ async def get_report(request: Request, period: Literal["day"] = "day", campus_id
     """What ``campus-cloud quality report`` writes to quality.json, narrowed to a campus and days if asked."""
     who = _quality_reader(request)
     wh = context(request).warehouse
-    report = await _warehouse(request, lambda: build_report(wh, period, campus_id=campus_id, date_from=date_from,
-                                                            date_to=date_to))
+    day_from, day_to = _day(date_from, "from"), _day(date_to, "to")
+    report = await _warehouse(request, lambda: build_report(wh, period, campus_id=campus_id, date_from=day_from,
+                                                            date_to=day_to))
     rows = sum(len(v) for k, v in report.items() if isinstance(v, list) and k != "dimensions")
     await _audit(request, who, REPORT_TABLE, {"route": "/v1/quality/report", "campus_id": campus_id,
                                               "from": date_from, "to": date_to, "limit": None, "period": period,
@@ -206,8 +224,9 @@ async def get_findings(request: Request, status: Status | None = None, campus_id
     """Findings (one per scope-day-dimension below its threshold) with their status and evidence link."""
     who = _quality_reader(request)
     wh = context(request).warehouse
+    day_from, day_to = _day(date_from, "from"), _day(date_to, "to")
     rows = await _warehouse(request, lambda: finding_rows(wh, status=status, campus_id=campus_id,
-                                                          date_from=date_from, date_to=date_to, limit=limit))
+                                                          date_from=day_from, date_to=day_to, limit=limit))
     await _audit(request, who, FINDING_TABLE, {"route": "/v1/quality/findings", "campus_id": campus_id,
                                                "from": date_from, "to": date_to, "limit": limit, "status": status,
                                                "columns": list(FINDING_COLUMNS)}, len(rows))

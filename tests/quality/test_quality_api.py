@@ -127,11 +127,15 @@ def test_bad_input_is_a_4xx_with_code_and_field(client: httpx.Client, faulty: Fa
     _error(client.get("/v1/quality/report", headers=h, params={"period": "week"}), 400, "bad_request", "query.period")
     _error(client.get("/v1/quality/report", headers=h, params={"from": "2024-13-01"}), 400, "bad_request",
            "query.from")
+    _error(client.get("/v1/quality/findings", headers=h, params={"to": "1725235200"}), 400, "bad_request",
+           "query.to")
     _error(client.get("/v1/quality/report", headers=h, params={"campus_id": "a\x01b"}), 400, "bad_request",
            "query.campus_id")
     _error(client.get("/v1/quality/findings", headers=h, params={"status": "closed"}), 400, "bad_request",
            "query.status")
     _error(client.get("/v1/quality/findings", headers=h, params={"limit": 0}), 400, "bad_request", "query.limit")
+    _error(client.get("/v1/quality/report", headers=h, params=[("to", "2024-09-02"), ("to", "2024-09-03")]), 400,
+           "bad_request", "query.to")
     _error(client.get("/v1/quality/findings/nope/evidence", headers=h), 404, "unknown_finding", "finding_id")
     _error(client.get("/v1/quality/findings/x/evidence", headers=h, params={"limit": 10_001}), 400, "bad_request",
            "query.limit")
