@@ -1,11 +1,11 @@
 """Benchmark of the durable buffer: commit_burst throughput, and outbox drain throughput.
 
-    .venv/bin/python bench/bench_buffer.py [--messages 100000] [--dir /var/tmp]
+    .venv/bin/python bench/bench_buffer.py [--messages 100000] [--dir /var/tmp] [--quick]
 
 Messages carry 5 readings each (the peer gateway's benchmark shape); bursts of 100, 500 and 2000
 messages, each burst one transaction with synchronous=FULL (one fsync per burst). Results are
 built before timing, so only the buffer is measured. Put ``--dir`` on the disk the gateway uses:
-fsync cost dominates small bursts.
+fsync cost dominates small bursts. Writes ``bench/results/buffer.json``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine, write_result
 from edge_agent.buffer import Buffer, BufferConfig
 from edge_agent.model import DecodeResult, Message, ProfileRef, Reading
 
+ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ProfileRef("zigbee2mqtt.air_sensor", 1)
 METRICS = ("air_temp", "air_rh", "co2_conc", "pm25_conc", "tvoc_conc")
 
@@ -81,13 +83,21 @@ async def main() -> None:
                     help="messages per burst size (default 100000)")
     ap.add_argument("--dir", type=Path, default=None,
                     help="directory for the buffer files (default: a temp dir)")
+    ap.add_argument("--quick", action="store_true", help="6,000 messages per burst size (smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.messages = 6000
+    commit = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         for size in (100, 500, 2000):
-            await bench_commit(Path(d), size, args.messages)
-        await bench_drain(Path(d))
+            commit[str(size)] = round(await bench_commit(Path(d), size, args.messages))
+        drain = round(await bench_drain(Path(d)))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"max RSS {rss_mb:.0f} MB (includes the pre-built bursts)")
+    path = write_result("buffer" + ("-quick" if args.quick else ""), {
+        "benchmark": "buffer", "quick": args.quick, "machine": machine(), "messages_per_size": args.messages,
+        "commit_readings_per_s_by_burst_msgs": commit, "outbox_drain_readings_per_s": drain})
+    print(f"results: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

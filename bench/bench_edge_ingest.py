@@ -22,7 +22,12 @@ One untimed warm-up, then ``--runs`` runs (the kinds interleaved), the median re
     .venv/bin/python bench/bench_edge_ingest.py [--runs 3] [--variants zigbee,sim,senml]
         [--kinds bare,pipeline,daemon] [--mode live|queued] [--scale 1.0] [--quick]
 
-Prints a table and writes ``bench/results/edge_ingest.json``. Figures are printed, never asserted.
+CPU per 1,000 msgs/s (cores) is the CPU seconds per 1,000 messages of the daemon (else the pipeline): the daemon is
+one process with one MQTT session; it does not share its subscription with other workers (MQTT 5 shared
+subscriptions, ``$share/…``): see docs/performance.md for why.
+
+Prints a table and writes ``bench/results/edge_ingest.json`` (``edge_ingest_queued.json`` with ``--mode queued``).
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -460,9 +465,19 @@ def main() -> int:
                     one_run(k, make(v) if VARIANTS[v][4] else traffic[v], args.mode, profile=out)
                     shares = profile_summary(out)
                     print(f"profile {v}/{k} ({out}): " + ", ".join(f"{c} {x:.0%}" for c, x in shares if x >= 0.005))
-    path = write_result("edge_ingest" + ("-quick" if args.quick else ""), {
+    cpu: dict[str, float] = {}
+    for v in results:
+        kind = next((k for k in ("daemon", "pipeline") if k in v["kinds"]), None)
+        if kind is not None:
+            cpu[f"{v['variant']} ({kind})"] = v["kinds"][kind]["cpu_s_per_1000_msgs"]
+    if cpu:  # CPU seconds per 1,000 messages = cores busy per 1,000 msgs/s
+        print("one worker process (the daemon takes no MQTT shared subscription, docs/performance.md): CPU per "
+              "1,000 msgs/s = " + ", ".join(f"{k} {c:.3f} cores" for k, c in cpu.items()))
+    name = "edge_ingest" + ("_queued" if args.mode == "queued" else "") + ("-quick" if args.quick else "")
+    path = write_result(name, {
         "benchmark": "edge_ingest", "mode": args.mode, "runs": runs, "quick": args.quick,
-        "target_ratio": TARGET_RATIO, "machine": info, "variants": results})
+        "target_ratio": TARGET_RATIO, "machine": info, "variants": results,
+        "cpu_cores_per_1000_msgs_per_s": cpu})
     print(f"results: {path.relative_to(ROOT)}")
     return 0
 

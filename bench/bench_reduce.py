@@ -1,13 +1,13 @@
 """Throughput of the edge reducers against plain-Python loops over the same data, in one run.
 
-    .venv/bin/python bench/bench_reduce.py [--series 10000] [--readings 60] [--repeat 3]
+    .venv/bin/python bench/bench_reduce.py [--series 10000] [--readings 60] [--repeat 3] [--quick]
 
 Data: ``series`` sensors each with ``readings`` samples one second apart, in arrival order (time
 major, series interleaved — what the buffer returns), values a random walk rounded to 0.1.
 For each reducer it prints readings/s of the vectorised function, of a plain-Python loop doing the
 same work (checked to give the same result), and their ratio. Waveforms: blocks of 1024 samples;
 the baseline there is a per-block loop calling numpy (a pure-Python FFT would be a straw man).
-Best of ``--repeat`` runs.
+Best of ``--repeat`` runs. Writes ``bench/results/reduce.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine, write_result
 from edge_agent.reduce import (
     Columns,
     aggregate_windows,
@@ -33,6 +34,7 @@ from edge_agent.reduce import (
     counter_deltas,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_700_000_000_000
 WINDOW_MS = 10_000
 LEVELS = (50.0, 90.0, 95.0, 99.0)
@@ -108,8 +110,12 @@ def py_waveform(blocks: np.ndarray, fs: float) -> int:
     return len(out)
 
 
+RESULTS: dict[str, dict[str, float]] = {}
+
+
 def report(name: str, n: int, vec: float, py: float) -> None:
     print(f"{name:<10} {n / vec:>14,.0f} {n / py:>14,.0f} {py / vec:>8.1f}x")
+    RESULTS[name] = {"numpy_per_s": round(n / vec), "python_per_s": round(n / py), "ratio": round(py / vec, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readings", type=int, default=60, help="readings per series")
     ap.add_argument("--blocks", type=int, default=2_000, help="waveform blocks of 1024 samples")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="1,000 series x 20 readings, one repeat (smoke test)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.series, args.readings, args.blocks, args.repeat = 1000, 20, 100, 1
 
     rng = np.random.default_rng(42)
     n = args.series * args.readings
@@ -158,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     assert len(feats) == py_n
     report("waveform", blocks.size, vec, py)
     print("(waveform: samples/s; its baseline loops over blocks calling numpy per block)")
+    path = write_result("reduce" + ("-quick" if args.quick else ""), {
+        "benchmark": "reduce", "quick": args.quick, "machine": machine(), "series": args.series,
+        "readings_per_series": args.readings, "waveform_blocks": args.blocks, "repeat": args.repeat,
+        "reducers": RESULTS})
+    print(f"results: {path.relative_to(ROOT)}")
     return 0
 
 

@@ -9,20 +9,27 @@ the real wire format, then times, on a fresh DuckDB file:
 
 and prints readings/s. The baseline is what a plain ``executemany`` of the same rows into the same ODS table
 achieves (measured on a sample, since it is orders of magnitude slower), printed as a ratio.
-``--postgres URL`` runs the same pipeline against PostgreSQL (COPY path) as well.
+``--postgres URL`` runs the same pipeline against PostgreSQL (COPY path) as well; ``--postgres auto`` starts a
+throw-away local server for it (initdb in a temp directory, ``fsync=off`` as in the tests: PostgreSQL figures are
+therefore an upper bound of a durable server's).
 
     .venv/bin/python bench/bench_warehouse.py                 # 2,000,000 readings
     .venv/bin/python bench/bench_warehouse.py --readings 500000 --postgres postgresql://…
+    .venv/bin/python bench/bench_warehouse.py --postgres auto --quick
+
+Writes ``bench/results/warehouse.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,9 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import machine, write_result
 from cloud_ingest.warehouse import open_warehouse
 from edge_agent.wire import Batch, decode, encode
 
+ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_725_235_200_000  # 2024-09-02 00:00 UTC+8
 METRICS = (("co2", "ppm", 1.0), ("temperature_air", "Cel", 0.01), ("humidity_rel", "%RH", 0.1),
            ("people_count", "count", 1.0), ("power_active", "W", 0.1))
@@ -151,12 +160,31 @@ def baseline_executemany(url: str, bodies: list[bytes], sample: int) -> float:
         wh.close()
 
 
-def report(name: str, n: int, t: dict[str, float], base: float) -> None:
+def report(name: str, n: int, t: dict[str, float], base: float) -> dict[str, float]:
     total = sum(t.values())
     rate = n / total
     print(f"{name}: {n:,} readings in {total:.2f} s = {rate:,.0f} readings/s "
           f"(decode {t['decode']:.2f} s, ODS {t['ods']:.2f} s, DWD {t['dwd']:.2f} s)")
     print(f"{name}: baseline executemany {base:,.0f} rows/s; ratio {rate / base:,.1f}x")
+    return {"readings": n, "readings_per_s": round(rate), "decode_s": round(t["decode"], 3),
+            "ods_s": round(t["ods"], 3), "dwd_s": round(t["dwd"], 3), "ods_readings_per_s": round(n / t["ods"]),
+            "baseline_executemany_rows_per_s": round(base), "ratio": round(rate / base, 1)}
+
+
+@contextlib.contextmanager
+def _postgres(url: str) -> Iterator[str]:
+    """``url`` itself, or with ``auto`` a fresh database on a throw-away local server."""
+    if url != "auto":
+        yield url
+        return
+    import psycopg
+
+    from tests.cloud.pgserver import running_postgres
+
+    with running_postgres() as server:
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+        yield server.url("bench")
 
 
 def main() -> int:
@@ -167,8 +195,14 @@ def main() -> int:
     ap.add_argument("--gateways", type=int, default=20)
     ap.add_argument("--baseline-sample", type=int, default=20_000, help="rows for the executemany baseline")
     ap.add_argument("--threads", type=int, default=2, help="landing threads, like the API's workers (default 2)")
-    ap.add_argument("--postgres", metavar="URL", help="also run against this (empty) PostgreSQL database")
+    ap.add_argument("--postgres", metavar="URL",
+                    help="also run against this (empty) PostgreSQL database; 'auto': a throw-away local server")
+    ap.add_argument("--postgres-readings", type=int, default=None, metavar="N",
+                    help="PostgreSQL only on the first batches holding N readings (default: all)")
+    ap.add_argument("--quick", action="store_true", help="100,000 readings, small baseline (smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.readings, args.baseline_sample = 100_000, 2_000
     t0 = time.perf_counter()
     bodies = make_bodies(args.readings, args.batch_size, args.devices, args.gateways)
     size = sum(len(b) for b in bodies)
@@ -178,11 +212,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         n, t = run_pipeline(f"duckdb://{tmp}/bench.duckdb", bodies, args.threads)
         base = baseline_executemany(f"duckdb://{tmp}/base.duckdb", bodies, args.baseline_sample)
-        report("duckdb", n, t, base)
+        results = {"duckdb": report("duckdb", n, t, base)}
     if args.postgres:
-        n, t = run_pipeline(args.postgres, bodies, args.threads)
-        base = baseline_executemany(args.postgres, bodies, args.baseline_sample)
-        report("postgres", n, t, base)
+        pg_bodies = bodies
+        if args.postgres_readings:
+            pg_bodies = bodies[:max(1, -(-args.postgres_readings // args.batch_size))]
+        with _postgres(args.postgres) as url:
+            n, t = run_pipeline(url, pg_bodies, args.threads)
+            base = baseline_executemany(url, pg_bodies, args.baseline_sample)
+        results["postgres"] = report("postgres", n, t, base)
+        results["postgres"]["server"] = "throw-away local, fsync=off" if args.postgres == "auto" else "given URL"
+    path = write_result("warehouse" + ("-quick" if args.quick else ""), {
+        "benchmark": "warehouse", "quick": args.quick, "machine": machine(), "readings": args.readings,
+        "batch_size": args.batch_size, "threads": args.threads, "engines": results})
+    print(f"results: {path.relative_to(ROOT)}")
     return 0
 
 

@@ -1,6 +1,9 @@
 """Wire-format benchmark: bytes per reading, ratio to JSON+gzip, encode/decode speed, zstd level choice.
 
-Run: ``.venv/bin/python bench/bench_wire.py [--seconds 60] [--devices 200] [--repeat 5]``
+Run: ``.venv/bin/python bench/bench_wire.py [--seconds 60] [--devices 200] [--repeat 5] [--quick]``
+
+The baseline, in the same run, is JSON+gzip (level 6) of the same records. Prints figures and writes
+``bench/results/wire.json``.
 
 Data sets (deterministic, seeded):
 - *regular*: ``devices`` classroom sensors × 5 metrics (temperature, humidity, CO2, PM2.5, noise) at
@@ -27,9 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine, write_result
 from edge_agent import wire
 from edge_agent.model import Event, ProfileRef, Reading
 
+ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_760_000_000_000
 ENV = (  # metric, unit, precision, level, spread, noise sigma
     ("temperature", "Cel", 0.1, 22.0, 2.0, 0.03),
@@ -137,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="20 devices x 10 s, one repeat (smoke test)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.devices, args.seconds, args.repeat = 20, 10, 1
 
     readings, precision = regular(args.devices, args.seconds)
     n = len(readings)
@@ -167,6 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     a_body = wire.encode(agg)
     print(f"aggregates: {agg.n_readings} window values (4 aggs x {agg.n_series // 4} series, one 60 s window)"
           f"  {len(a_body) / agg.n_readings:6.3f} B/value")
+    path = write_result("wire" + ("-quick" if args.quick else ""), {
+        "benchmark": "wire", "quick": args.quick, "machine": machine(), "devices": args.devices,
+        "seconds": args.seconds,
+        "regular": {"readings": n, "wire_bytes_per_reading": round(len(body) / n, 4),
+                    "json_gzip_bytes_per_reading": round(jg / n, 4), "ratio": round(jg / len(body), 2),
+                    "encode_readings_per_s": round(n / t_enc), "decode_readings_per_s": round(n / t_dec),
+                    "build_readings_per_s": round(n / t_build)},
+        "mixed": {"records": records, "wire_bytes_per_record": round(len(m_body) / records, 4),
+                  "json_gzip_bytes_per_record": round(m_jg / records, 4), "ratio": round(m_jg / len(m_body), 2)},
+        "aggregates_bytes_per_value": round(len(a_body) / agg.n_readings, 4)})
+    print(f"results: {path.relative_to(ROOT)}")
     return 0
 
 

@@ -18,11 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH_TIMEOUT_S = 120  # --quick runs take ~10-20 s each on the 2-core VM
 
 
-def _run(script: str) -> tuple[str, dict]:  # type: ignore[type-arg]
-    res = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"], capture_output=True, text=True,
-                         timeout=BENCH_TIMEOUT_S, cwd=ROOT)
+def _run(script: str, *args: str, result: str | None = None) -> tuple[str, dict]:  # type: ignore[type-arg]
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", *args], capture_output=True,
+                         text=True, timeout=BENCH_TIMEOUT_S, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-    name = script.removeprefix("bench_").removesuffix(".py")
+    name = result or script.removeprefix("bench_").removesuffix(".py")
     return res.stdout, json.loads((ROOT / "bench" / "results" / f"{name}-quick.json").read_text())
 
 
@@ -47,3 +47,38 @@ def test_bench_edge_memory_quick() -> None:
     assert [d["devices"] for d in result["devices"]] == [10, 300]
     assert all(d["peak_rss_mb"] > 0 for d in result["devices"])
     assert [p["unsent_readings"] for p in result["backlog_direct"]["points"]] == [20_000, 50_000, 100_000]
+
+
+@pytest.mark.slow
+def test_bench_edge_ingest_queued_quick() -> None:
+    """Draining a session's queue (the ceiling of bare and pipeline), and CPU per 1,000 msgs/s of one worker."""
+    out, result = _run("bench_edge_ingest.py", "--mode", "queued", "--variants", "zigbee",
+                       result="edge_ingest_queued")
+    assert "CPU per 1,000 msgs/s" in out
+    (v,) = result["variants"]
+    assert set(v["kinds"]) == {"bare", "pipeline"}  # the daemon kind is skipped in queued mode
+    assert all(k["all_acked"] for k in v["kinds"].values())
+    assert v["kinds"]["pipeline"]["rss_peak_mb"]
+    assert result["cpu_cores_per_1000_msgs_per_s"]
+
+
+def test_bench_wire_quick() -> None:
+    _, result = _run("bench_wire.py")
+    assert result["regular"]["wire_bytes_per_reading"] > 0
+    assert result["mixed"]["records"] > 0
+
+
+def test_bench_reduce_quick() -> None:
+    _, result = _run("bench_reduce.py")
+    assert set(result["reducers"]) == {"windows", "deadband", "counters", "waveform"}
+
+
+def test_bench_buffer_quick() -> None:
+    _, result = _run("bench_buffer.py")
+    assert set(result["commit_readings_per_s_by_burst_msgs"]) == {"100", "500", "2000"}
+    assert result["outbox_drain_readings_per_s"] > 0
+
+
+def test_bench_warehouse_quick() -> None:
+    _, result = _run("bench_warehouse.py")
+    assert result["engines"]["duckdb"]["readings"] == 100_000  # every landed reading reached DWD (checked inside)
