@@ -82,3 +82,16 @@ def test_bench_buffer_quick() -> None:
 def test_bench_warehouse_quick() -> None:
     _, result = _run("bench_warehouse.py")
     assert result["engines"]["duckdb"]["readings"] == 100_000  # every landed reading reached DWD (checked inside)
+
+
+def test_run_all_quick_subset() -> None:
+    """The one command: runs the chosen scripts, prints one table, writes summary-quick.json."""
+    cmd = [sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--only", "wire,reduce,buffer"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, cwd=ROOT)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    for column in ("figure", "ours", "baseline (same run)", "ratio", "target", "met?"):
+        assert column in res.stdout
+    summary = json.loads((ROOT / "bench" / "results" / "summary-quick.json").read_text())
+    assert {r["status"] for r in summary["runs"].values()} == {"ok"}
+    assert {r["bench"] for r in summary["rows"]} == {"wire", "reduce", "buffer"}
+    assert all(r["ours"] != "-" for r in summary["rows"])
