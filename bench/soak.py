@@ -130,14 +130,29 @@ def outage_soak(args: argparse.Namespace) -> dict[str, Any]:
             cloud.stop(signal.SIGTERM)  # one DuckDB writer: stop the service, then read the file
         wh = open_warehouse(f"duckdb:///{cloud.db}")
         try:
+            _, ods = wh.query("SELECT DISTINCT device_id, value FROM ods_iot_reading_di "
+                              "WHERE metric_code = 'illuminance'", ())
             wh.run_transforms()
             _, rows = wh.query("SELECT device_id, value FROM dwd_env_reading_di "
                                "WHERE metric_code = 'illuminance' AND agg_code = 'raw'", ())
         finally:
             wh.close()
-    pairs = [(d, int(v)) for d, v in rows]
-    found = set(pairs)
-    ledger = pub.ledger_ids()
+        pairs = [(d, int(v)) for d, v in rows]
+        found = set(pairs)
+        ledger = pub.ledger_ids()
+        in_ods = {(d, int(v)) for d, v in ods}
+        if ledger - found:
+            lost = sorted(i for i, (dev, _) in enumerate(pub.sent) if (dev, i // pub.devices) not in found)
+            print(f"  LOST {len(lost)}: message indexes {lost[:5]}..{lost[-5:]}, published at "
+                  f"{pub.sent_at[lost[0]] - pub.sent_at[0]:.1f}..{pub.sent_at[lost[-1]] - pub.sent_at[0]:.1f} s; "
+                  f"{len((ledger - found) & in_ods)} of them in ODS", file=sys.stderr)
+            if args.keep:
+                keep = Path(tempfile.mkdtemp(prefix="soak-outage-"))
+                for name in ("edge.log", "serve.log", "warehouse.duckdb", "state", "mq"):
+                    if (tmp / name).exists():
+                        (tmp / name).rename(keep / name)
+                (keep / "ledger.json").write_text(json.dumps({"sent": pub.sent, "sent_at": pub.sent_at}))
+                print(f"  kept in {keep}", file=sys.stderr)
     return {"outage_s": args.outage_s, "kills_during_outage": kills, "seconds": round(seconds, 1),
             "published": len(ledger), "backlog_readings_at_return": at_return["backlog"]["readings"],
             "backlog_batches_at_return": at_return["backlog"]["batches"],
@@ -155,6 +170,7 @@ def main() -> int:
     ap.add_argument("--outage-s", type=float, default=0.0, help="instead: the cloud is down this many seconds")
     ap.add_argument("--lead-s", type=float, default=5.0, help="outage mode: traffic before the outage (5 s)")
     ap.add_argument("--tail-s", type=float, default=10.0, help="outage mode: traffic after the return (10 s)")
+    ap.add_argument("--keep", action="store_true", help="outage mode: keep logs, buffer, warehouse after a loss")
     args = ap.parse_args()
     if args.outage_s > 0:
         result = outage_soak(args)

@@ -93,6 +93,7 @@ class DrainStats:
     retries: int = 0
     auth_failures: int = 0
     last_success_ms: int = 0
+    last_success_mono: float = 0.0  # time.monotonic() of the last success (stall checks survive clock steps)
     last_attempt_ms: int = 0
     last_error: str = ""
 
@@ -125,6 +126,7 @@ class Drainer:
                 st.duplicates += int(res.duplicate)
                 st.readings_sent += b.n_readings
                 st.last_success_ms = int(self._clock() * 1000)
+                st.last_success_mono = time.monotonic()
                 st.last_error = ""
                 continue
             st.last_error = f"batch {b.seq}: {res.reason} {res.detail}".strip()

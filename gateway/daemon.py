@@ -25,7 +25,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from edge_agent.buffer import Buffer, BufferConfig
-from edge_agent.decode import decode
+from edge_agent.decode import ReceiveStamps, decode
 from edge_agent.errors import EdgeAgentError
 from edge_agent.ingest import IngestLoop
 from edge_agent.model import DecodeResult, Message
@@ -48,6 +48,8 @@ STOP_TIMEOUT_S = 20.0  # graceful stop must finish within this (systemd TimeoutS
 RETENTION_EVERY_S = 300.0
 STATUS_EVERY_S = 2.0
 WINDOW_EVERY_S = 5.0  # how often final windows are computed (latency of aggregates on top of the lateness)
+CLOCK_CHECK_S = 1.0  # how often the wall clock is compared with the monotonic clock
+CLOCK_STEP_S = 2.0  # a wall-clock change this large between two checks is a step (NTP, date -s), not drift
 
 
 class Daemon:
@@ -76,9 +78,16 @@ class Daemon:
         self.heartbeats_sent = 0
         self.heartbeats_failed = 0
         self.upload_wakes = 0  # upload backoffs cut short by an acknowledged heartbeat
+        self.clock_steps = 0  # steps of the wall clock seen (against the monotonic clock)
+        self.last_clock_step_s: float | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.stamps = ReceiveStamps()  # receive-time stamps unique per series (DWD de-duplicates on them)
         self._drain_wake = asyncio.Event()
         self.started_ms = int(clock() * 1000)
-        self._waiting_since_ms = self.started_ms  # last time the ingest queue was seen empty
+        self.started_mono = time.monotonic()
+        # stall detection runs on the monotonic clock: a step of the wall clock is not a stall
+        self._waiting_since_mono = time.monotonic()  # last time the ingest queue was seen empty
+        self._last_commit_mono = 0.0
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -100,8 +109,8 @@ class Daemon:
             self.windows.reset()
 
     def _decode(self, message: Message) -> DecodeResult:
-        return decode(message, self.profiles, now_ms=int(self.clock() * 1000),
-                      max_skew_ms=self.config.max_clock_skew_ms, pseudonymizer=self.pseudonymizer)
+        return self.stamps.apply(decode(message, self.profiles, now_ms=int(self.clock() * 1000),
+                                        max_skew_ms=self.config.max_clock_skew_ms, pseudonymizer=self.pseudonymizer))
 
     async def _open(self) -> None:
         cfg = self.config
@@ -151,6 +160,33 @@ class Daemon:
         if res.response and "clock_offset_ms" in res.response:
             self.cloud_clock_offset_ms = int(res.response["clock_offset_ms"])
 
+    async def _watch_clock(self) -> None:
+        """Notice steps of the wall clock against the monotonic one (see :meth:`_clock_stepped`)."""
+        base = self.clock() - time.monotonic()
+        while not self.stop_event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), CLOCK_CHECK_S)
+            offset = self.clock() - time.monotonic()
+            step, base = offset - base, offset
+            if abs(step) >= CLOCK_STEP_S:
+                self._clock_stepped(step)
+
+    def _clock_stepped(self, step_s: float) -> None:
+        """The wall clock jumped by ``step_s`` seconds (an NTP step after a boot without RTC, ``date -s``, a bad
+        RTC). Readings are still checked against the gateway's clock as it now is (skew → receive time and
+        CLOCK_SKEW). apscheduler keeps its next run times on the wall clock: after a backward step it would
+        wait the step out (an hour back: no batch cut, heartbeat, window or watchdog for an hour), so every
+        scheduled job is due now. (Stall detection and upload backoff run on the monotonic clock.)"""
+        self.clock_steps += 1
+        self.last_clock_step_s = round(step_s, 3)
+        _LOGGER.warning("the gateway's wall clock stepped by %+.1f s; scheduled jobs run from the new time", step_s)
+        sched = self.scheduler
+        if step_s < 0 and sched is not None and sched.running:
+            now = _now()
+            for job in sched.get_jobs():
+                if job.next_run_time is not None:  # paused jobs stay paused
+                    job.modify(next_run_time=now)
+
     async def _retention(self) -> None:
         await self.buffer.space(evict=True)
         await self.buffer.apply_retention()
@@ -162,17 +198,17 @@ class Daemon:
         if self.ingest.stats.backpressure:
             return True  # a planned state: not acknowledging until space frees; a restart would not help
         waiting = self.source.pending > 0 or bool(self.ingest._held)
-        last = max(self.ingest.stats.last_commit_ms, self._waiting_since_ms)
-        return not waiting or (self.clock() * 1000 - last) < self.pipeline_stall_s * 1000
+        last = max(self._last_commit_mono, self._waiting_since_mono)
+        return not waiting or (time.monotonic() - last) < self.pipeline_stall_s
 
     async def _watchdog(self) -> None:
         if self.source.pending == 0 and not self.ingest._held:
-            self._waiting_since_ms = int(self.clock() * 1000)
+            self._waiting_since_mono = time.monotonic()
         if self.pipeline_healthy():
             self.notifier.watchdog()
         else:
-            _LOGGER.error("pipeline stalled: %d messages waiting, last commit %d ms ago; withholding watchdog",
-                          self.source.pending, self.clock() * 1000 - self.ingest.stats.last_commit_ms)
+            _LOGGER.error("pipeline stalled: %d messages waiting, last commit %.1f s ago; withholding watchdog",
+                          self.source.pending, time.monotonic() - self._last_commit_mono)
         await self.status.refresh()
         self.notifier.status(self.status.one_line())
 
@@ -206,15 +242,19 @@ class Daemon:
         self.source.start(loop, self.ingest.wake)
         self.supervisor.start("ingest", lambda: self.ingest.run(self.stop_event), finished=self.stop_event.is_set)
         self.supervisor.start("upload", self._drain_forever, finished=self.stop_event.is_set)
-        sched = AsyncIOScheduler(event_loop=loop)
+        self.supervisor.start("clock", self._watch_clock, finished=self.stop_event.is_set)
+        sched = self.scheduler = AsyncIOScheduler(event_loop=loop)
         every = self.notifier.watchdog_interval_s or 5.0
         jobs: list[tuple[Callable[[], Any], float]] = [
             (self._cut, self.config.upload.batch_max_age_s), (self._heartbeat, self.config.heartbeat_interval_s),
             (self._retention, RETENTION_EVERY_S), (self.windows.run_once, WINDOW_EVERY_S),
             (self._watchdog, min(every, STATUS_EVERY_S))]
         for fn, seconds in jobs:
+            # retention first runs one interval after start; the others at once (next_run_time=None would
+            # add the job *paused*: retention never ran)
+            first = {} if fn is self._retention else {"next_run_time": _now()}
             sched.add_job(fn, "interval", seconds=seconds, max_instances=1, coalesce=True,
-                          misfire_grace_time=None, next_run_time=None if fn is self._retention else _now())
+                          misfire_grace_time=None, **first)
         sched.start()
         await self.status.refresh()
         self.notifier.ready(self.status.one_line())
@@ -258,6 +298,7 @@ class _TrackingStore:
     async def commit_burst(self, results: Any) -> Any:
         d = self._d
         stats = await d.buffer.commit_burst(results, local_profiles=d.local_profiles)
+        d._last_commit_mono = time.monotonic()
         d.devices.update(results, d.profiles)
         d.supervisor.beat("ingest")
         return stats

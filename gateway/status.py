@@ -6,6 +6,7 @@ so the numbers a person sees in ``campus-edge status``, Prometheus and the cloud
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
@@ -41,9 +42,9 @@ class StatusBuilder:
         counters = await d.buffer.counters()
         silent = d.devices.silent(now_ms)
         up = d.drainer.stats
-        last_ok = up.last_success_ms or d.started_ms
         unsent = backlog.unsent_readings + backlog.unsent_events
-        stalled = unsent > 0 and (now_ms - last_ok) > d.config.stall_after_s * 1000
+        since_ok = time.monotonic() - (up.last_success_mono or d.started_mono)  # not fooled by clock steps
+        stalled = unsent > 0 and since_ok > d.config.stall_after_s
         ist = d.ingest.stats
         self.snapshot = {
             "gateway": d.config.gateway_id, "campus": d.config.campus, "agent_version": AGENT_VERSION,
@@ -54,7 +55,8 @@ class StatusBuilder:
             "ingest": {"messages": ist.messages, "readings": ist.readings, "events": ist.events,
                        "quarantined": ist.quarantined, "bursts": ist.bursts, "commit_errors": ist.commit_errors,
                        "back_pressure": ist.backpressure, "back_pressure_episodes": ist.backpressure_episodes,
-                       "last_commit_ms": ist.last_commit_ms, "pipeline_healthy": d.pipeline_healthy()},
+                       "last_commit_ms": ist.last_commit_ms, "pipeline_healthy": d.pipeline_healthy(),
+                       "receive_stamps_moved": d.stamps.moved},
             "backlog": {"readings": backlog.unsent_readings, "events": backlog.unsent_events,
                         "batches": backlog.batches, "bytes": backlog.batch_bytes,
                         "oldest_unsent_age_s": backlog.oldest_unsent_age_s,
@@ -65,6 +67,7 @@ class StatusBuilder:
                        "last_error": up.last_error or None, "stalled": stalled},
             "quarantined_by_reason": _prefixed(counters, "quarantined."),
             "evicted": _prefixed(counters, "evicted."),
+            "late": _prefixed(counters, "late."),
             "unmatched_topics": dict(d.profiles.stats.no_profile),
             "ambiguous_topics": dict(d.profiles.stats.ambiguous),
             "devices": {"tracked": len(d.devices), "silent": len(silent), "silent_list": silent[:SILENT_LIST_MAX]},
@@ -74,6 +77,7 @@ class StatusBuilder:
             "clock_offset_to_cloud_ms": d.cloud_clock_offset_ms,
             "heartbeat": {"sent": d.heartbeats_sent, "failed": d.heartbeats_failed,
                           "last_ack_ms": d.last_heartbeat_ms or None, "upload_wakes": d.upload_wakes},
+            "clock": {"steps": d.clock_steps, "last_step_s": d.last_clock_step_s},
             "profiles": {"count": len(d.profiles), "versions": {p.id: p.version for p in d.profiles},
                          "reloads": d.reloads, "reload_error": d.reload_error},
             "tasks": d.supervisor.snapshot(),

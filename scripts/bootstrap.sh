@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the product and its tests need on a fresh Debian machine with Python 3.11:
-# Debian packages (Mosquitto, PostgreSQL, systemd tools), a virtualenv in .venv, and this package.
+# Debian packages (Mosquitto, PostgreSQL, systemd tools, Graphviz, libfaketime), a virtualenv in .venv, and this package.
 # Idempotent: a second run only checks. Used by both Quick start commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)  # lineage pictures (PNG/SVG via Graphviz)
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need_apt+=(faketime)  # gateway clock-jump tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -8,9 +8,11 @@ from edge_agent.decode.core import decode
 from edge_agent.decode.formats import decode_layout, parse_csv, parse_json, parse_msgpack, parse_raw
 from edge_agent.decode.influx import parse_influx
 from edge_agent.decode.senml import parse_senml
+from edge_agent.decode.stamps import ReceiveStamps
 from edge_agent.decode.timestamps import parse_iso, to_epoch_ms
 
 __all__ = [
+    "ReceiveStamps",
     "decode",
     "decode_layout",
     "parse_csv",

@@ -138,6 +138,7 @@ class Publisher:
         self.ids = ids
         self.skew_ms = skew_ms
         self.base_ms = int(time.time() * 1000)
+        self._last_ts = self.base_ms - 1
         self.sent: list[tuple[str, int]] = []
         self.sent_at: list[float] = []  # publisher wall clock when the broker acknowledged message i
 
@@ -147,7 +148,8 @@ class Publisher:
             if stop is not None and stop.is_set():
                 return
             dev = f"{self.prefix}-{i % self.devices:03d}"
-            ts = self.base_ms + i
+            # unique per message, and close to the real time however long the run (a device with a good clock)
+            ts = self._last_ts = max(self._last_ts + 1, int(time.time() * 1000))
             if self.ids:
                 stamp = ts + (self.skew_ms(i % self.devices) if self.skew_ms else 0)
                 doc = {"temperature": 20 + (i % 100) / 10, "illuminance_lux": i // self.devices, "last_seen": stamp}
