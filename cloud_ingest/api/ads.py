@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Query, Request
@@ -21,12 +23,20 @@ from fastapi import APIRouter, Query, Request
 from cloud_ingest.api.auth import Principal
 from cloud_ingest.api.context import authenticate, context
 from cloud_ingest.api.errors import Problem
+from cloud_ingest.api.models import ERROR_RESPONSES
 from cloud_ingest.governance import columns_hidden, columns_visible
 from cloud_ingest.governance.classification import table_level
+from cloud_ingest.warehouse.errors import WarehouseError
 from cloud_ingest.warehouse.schema import Schema, load_schema
+
+T = TypeVar("T")
 
 router = APIRouter(tags=["indicators"])
 MAX_ROWS = 10_000  # per request; page with from/to
+_LOGGER = logging.getLogger(__name__)
+_LIST_ERRORS: dict[int | str, dict[str, Any]] = {status: ERROR_RESPONSES[status] for status in (401, 403, 503)}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {status: ERROR_RESPONSES[status]
+                                                 for status in (400, 401, 403, 404, 503)}
 
 
 def require_reader(request: Request) -> Principal:
@@ -42,7 +52,17 @@ def _ads_tables(schema: Schema) -> dict[str, Any]:
     return {t.name: t for t in schema.by_tier("ads")}
 
 
-@router.get("/v1/ads", summary="ADS indicator tables this reader may read")
+async def _warehouse(request: Request, fn: Callable[[], T]) -> T:
+    """Run ``fn`` (a query or the audit row) in a thread; a warehouse failure is a 503, not a 500."""
+    try:
+        return await anyio.to_thread.run_sync(fn)
+    except WarehouseError as exc:
+        _LOGGER.warning("ads %s: warehouse failed: %s", request.url.path, exc)
+        raise Problem(503, "warehouse_unavailable", f"the warehouse failed: {type(exc).__name__}; retry",
+                      headers={"Retry-After": str(context(request).settings.retry_after_s)}) from exc
+
+
+@router.get("/v1/ads", summary="ADS indicator tables this reader may read", responses=_LIST_ERRORS)
 async def list_ads(request: Request) -> dict[str, Any]:
     who = require_reader(request)
     schema = load_schema()
@@ -56,7 +76,8 @@ async def list_ads(request: Request) -> dict[str, Any]:
     return {"reader": who.name, "role": who.access_role, "tables": out}
 
 
-@router.get("/v1/ads/{table}", summary="Rows of one ADS indicator table (columns filtered by role)")
+@router.get("/v1/ads/{table}", summary="Rows of one ADS indicator table (columns filtered by role)",
+            responses=_READ_ERRORS)
 async def read_ads(request: Request, table: str, campus_id: str | None = None,
                    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
                    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
@@ -86,10 +107,10 @@ async def read_ads(request: Request, table: str, campus_id: str | None = None,
     sql = (f"SELECT {', '.join(visible)} FROM {table}"  # names come from the schema, never from the request
            + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {order} LIMIT {int(limit)}")
     ctx = context(request)
-    columns, rows = await anyio.to_thread.run_sync(lambda: ctx.warehouse.query(sql, tuple(params)))
+    columns, rows = await _warehouse(request, lambda: ctx.warehouse.query(sql, tuple(params)))
     filters = json.dumps({"campus_id": campus_id, "from": str(date_from) if date_from else None,
                           "to": str(date_to) if date_to else None, "limit": limit, "columns": list(visible)})
-    await anyio.to_thread.run_sync(lambda: ctx.warehouse.record_access(
+    await _warehouse(request, lambda: ctx.warehouse.record_access(
         consumer=who.name, role=role, table=table, filters=filters, rows=len(rows)))
     return {"table": table, "role": role, "columns": columns,
             "hidden_columns": list(columns_hidden(role, table, schema=schema)),

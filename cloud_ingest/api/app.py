@@ -8,12 +8,15 @@ and ``/docs``. Every refusal has the body ``{"error": {"code", "field", "detail"
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -148,4 +151,29 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
         body = await anyio.to_thread.run_sync(context(request).metrics.render)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                              routes=app.routes)
+            app.openapi_schema = _validation_errors_are_400(doc)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _validation_errors_are_400(doc: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents a 422 with its own body on every route with parameters; this API answers a request
+    that fails validation with 400 and the error body (``on_validation``). Say so in the schema."""
+    bad_request = {"description": "Malformed request (error.field says which part)",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", bad_request)
+    schemas = doc.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" not in json.dumps(doc.get("paths", {})):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return doc
