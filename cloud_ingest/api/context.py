@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from cloud_ingest.api.auth import Principal, TokenStore
@@ -130,3 +132,29 @@ async def read_body(request: Request, limit: int) -> bytes:
                       field="body", headers=_CLOSE) from exc
     except BodyTimeout as exc:
         raise Problem(408, "body_timeout", str(exc), field="body", headers=_CLOSE) from exc
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_json_model(request: Request, model: type[M], limit: int, code: str, *,
+                          default_field: str | None = "body") -> tuple[M, bytes]:
+    """A JSON object body (Content-Type application/json, at most ``limit`` bytes) validated as ``model``,
+    and the body as received (the model may ignore fields worth keeping).
+
+    Every refusal is a 400 ``code`` naming the field (415/413/408 from the media type and body checks).
+    """
+    require_media_type(request, "application/json")
+    body = await read_body(request, limit)
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, code, f"not JSON: {exc}"[:200], field="body") from exc
+    if not isinstance(raw, dict):
+        raise Problem(400, code, "must be a JSON object", field="body")
+    try:
+        return model.model_validate(raw), body
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or default_field
+        raise Problem(400, code, str(err.get("msg", "invalid"))[:200], field=field) from exc

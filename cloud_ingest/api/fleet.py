@@ -16,17 +16,14 @@ import logging
 from typing import Literal
 
 import anyio
-import orjson
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 
 from cloud_ingest.api.context import (
     ApiContext,
     authenticate,
     context,
-    read_body,
+    read_json_model,
     require_gateway,
-    require_media_type,
 )
 from cloud_ingest.api.errors import Problem
 from cloud_ingest.api.heartbeats import GatewayRecord, HeartbeatIn
@@ -90,12 +87,6 @@ def fleet_counts(ctx: ApiContext) -> dict[str, int]:
     return counts
 
 
-def _validation_problem(exc: ValidationError) -> Problem:
-    err = exc.errors(include_url=False, include_input=False)[0]
-    field = ".".join(str(p) for p in err.get("loc", ())) or None
-    return Problem(400, "invalid_heartbeat", str(err.get("msg", "invalid"))[:200], field=field)
-
-
 @router.post("/v1/heartbeats", response_model=HeartbeatAck, responses=ERROR_RESPONSES, openapi_extra={
     "requestBody": {"required": True,
                     "content": {"application/json": {"schema": HeartbeatIn.model_json_schema()}}}})
@@ -103,18 +94,8 @@ async def post_heartbeat(request: Request) -> HeartbeatAck:
     """Record a gateway's status. The reply carries the server time, so a gateway can see its offset."""
     ctx = context(request)
     principal = authenticate(request)
-    require_media_type(request, "application/json")
-    body = await read_body(request, ctx.settings.max_heartbeat_bytes)
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, "invalid_heartbeat", f"not JSON: {exc}"[:200], field="body") from exc
-    if not isinstance(raw, dict):
-        raise Problem(400, "invalid_heartbeat", "must be a JSON object", field="body")
-    try:
-        hb = HeartbeatIn.model_validate(raw)
-    except ValidationError as exc:
-        raise _validation_problem(exc) from exc
+    hb, body = await read_json_model(request, HeartbeatIn, ctx.settings.max_heartbeat_bytes, "invalid_heartbeat",
+                               default_field=None)
     require_gateway(principal, hb.gateway, "this heartbeat")
     received_ms = ctx.clock_ms()
     record = await anyio.to_thread.run_sync(ctx.fleet.record_heartbeat, hb, received_ms)

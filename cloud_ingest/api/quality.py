@@ -27,14 +27,13 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_ingest.api.ads import require_reader
 from cloud_ingest.api.auth import Principal
-from cloud_ingest.api.context import context, read_body, require_media_type
+from cloud_ingest.api.context import context, read_json_model
 from cloud_ingest.api.errors import Problem
 from cloud_ingest.api.models import ERROR_RESPONSES
 from cloud_ingest.governance.classification import can_read
@@ -267,20 +266,7 @@ async def post_finding_status(request: Request, finding_id: str) -> FindingOut:
         raise Problem(403, "steward_only", f"changing a finding's status needs role {STEWARD_ROLE}, not "
                       f"{who.access_role}", field="Authorization")
     _check_id(finding_id)
-    require_media_type(request, "application/json")
-    body = await read_body(request, MAX_STATUS_BODY_BYTES)
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, "invalid_body", f"not JSON: {exc}"[:200], field="body") from exc
-    if not isinstance(raw, dict):
-        raise Problem(400, "invalid_body", "must be a JSON object", field="body")
-    try:
-        change = FindingStatusIn.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(p) for p in err.get("loc", ())) or "body"
-        raise Problem(400, "invalid_body", str(err.get("msg", "invalid"))[:200], field=field) from exc
+    change, _ = await read_json_model(request, FindingStatusIn, MAX_STATUS_BODY_BYTES, "invalid_body")
     ctx = context(request)
     wh = ctx.warehouse
     if not isinstance(wh, Maintainable):
