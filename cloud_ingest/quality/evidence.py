@@ -7,7 +7,9 @@ again in the warehouse with the same rules and limits as the ``qlt_*`` transform
 ============  ==========================================================================================
 dimension     evidence rows (``kind``)
 ============  ==========================================================================================
-completeness  ``gap``: a step longer than gap_factor x the series' median step; from/to ts, missing readings
+completeness  ``gap``: a step longer than gap_factor x the series' expected interval; from/to ts, missing
+              readings; ``silent``: a registered device that sent nothing all day (step: the campus's data
+              horizon, missing: the readings its profile owed over it)
 timeliness    ``late``: a reading whose ODS batch arrived more than target_s after it was measured
 uniqueness    ``duplicate``: every ODS copy of a kept DWD key that reached ODS more than once
 accuracy      ``out_of_range`` (quality bit 1), ``spike`` (change faster than max_rate_per_min),
@@ -63,7 +65,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "validity": ("kind", *_KEY, "value", "quality_flag", "reason_code", "loss_cnt", *PROVENANCE),
 }
 KINDS: dict[str, tuple[str, ...]] = {
-    "completeness": ("gap",),
+    "completeness": ("gap", "silent"),
     "timeliness": ("late",),
     "uniqueness": ("duplicate",),
     "accuracy": ("out_of_range", "spike", "stuck"),
@@ -169,6 +171,8 @@ def _completeness(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
     missing = f"CAST(ROUND(CAST(w.step_ms AS {F8}) / iv.interval_ms) AS BIGINT) - 1"
     v = {**_row_values(), "kind": "'gap'", "from_ts_ms": "w.ts_ms - w.step_ms", "step_ms": "w.step_ms",
          "interval_ms": "iv.interval_ms", "missing_cnt": missing}
+    silent = {"kind": "'silent'", "device_id": "q.device_id", "step_ms": "q.gap_max_ms",
+              "missing_cnt": "q.expected_cnt", "gateway_id": "q.gateway_id", "load_id": "q.load_id"}
     # the expected interval, as in the transform: an aggregate's window; the profile's declared interval unless
     # the series reports more than twice as fast or the profile declares none; else the day's median step
     return f"""
@@ -190,7 +194,11 @@ WITH r AS ({r}), w AS (
     FROM w JOIN iv ON iv.device_id = w.device_id AND iv.metric_code = w.metric_code
         AND iv.agg_code = w.agg_code AND iv.window_s = w.window_s
     WHERE iv.interval_ms > 0 AND w.step_ms > {cfg.gap_factor!r} * iv.interval_ms
-)""", params
+    UNION ALL
+    SELECT {_select("completeness", silent, "q.expected_cnt")}
+    FROM dws_qlt_device_1d q
+    WHERE q.campus_id = ? AND q.dt = ? AND q.{ref.scope_code}_id = ? AND q.reading_cnt = 0
+)""", [*params, ref.campus_id, ref.dt, ref.scope_id]
 
 
 def _timeliness(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:

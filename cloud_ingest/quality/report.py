@@ -26,6 +26,7 @@ WORST_N = 10  # rows in the worst-devices / worst-rooms tables; more is noise on
 PERIODS = ("day",)
 SCHEMA_FILE = "report.schema.json"
 EVIDENCE_SAMPLE = 5  # evidence rows shown per finding in the HTML report
+LAG_COLUMNS = "lag_p95_ms, lag_max_ms, dwd_lag_p95_ms, dwd_lag_max_ms"  # measure → ODS and → DWD
 EVIDENCE_FINDINGS_MAX = 200  # findings whose evidence the HTML report lists (each costs two queries)
 
 
@@ -92,6 +93,8 @@ def build_report(wh: Queryable, period: str = "day", *, campus_id: str | None = 
                                    f"{w_dev} ORDER BY quality_score, scope_id, dt LIMIT {WORST_N}", p_dev),
         "worst_rooms": _rows(wh, f"SELECT scope_id AS room_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d"
                                  f"{w_room} ORDER BY quality_score, scope_id, dt LIMIT {WORST_N}", p_room),
+        "timeliness": _rows(wh, "SELECT scope_id AS campus_id, dt, reading_cnt, reading_cnt - timely_cnt AS late_cnt, "
+                                f"{LAG_COLUMNS} FROM dws_qlt_scope_1d{w_hourly} ORDER BY scope_id, dt", p_hourly),
         "gaps": _rows(wh, "SELECT device_id, hour_ms, gap_cnt, gap_max_ms, expected_cnt - reading_cnt AS missing_cnt "
                           f"FROM dws_qlt_device_1h{w_gap} ORDER BY hour_ms, device_id", p_gap),
         "findings": findings,
@@ -200,6 +203,8 @@ def render_html(report: dict[str, Any], evidence_by_id: Mapping[str, Evidence] |
         + _table(report["campus"], ["campus_id", "dt", "quality_score", *rate_cols])
         + "<h2>Trend per dimension (days)</h2>" + _trend_svg(report["campus"])
         + "<h2>Trend per dimension (hours)</h2>" + _trend_svg(report["campus_hourly"], "hour_ms")
+        + "<h2>Timeliness: lag from measurement to ODS and to DWD (ms; worst device's p95)</h2>"
+        + _table(report["timeliness"], ["campus_id", "dt", "reading_cnt", "late_cnt", *LAG_COLUMNS.split(", ")])
         + "<h2>Worst devices</h2>" + _table(report["worst_devices"], ["device_id", "dt", "quality_score", *rate_cols])
         + "<h2>Worst rooms</h2>" + _table(report["worst_rooms"], ["room_id", "dt", "quality_score", *rate_cols])
         + "<h2>Gap timeline</h2>" + _gap_svg(report["gaps"])

@@ -69,7 +69,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
     url = f"duckdb:///{tmp_path_factory.mktemp('qfaulty') / 'wh.duckdb'}"
     wh = open_warehouse(url)
     try:
-        run = sim_run.run(wh, FAULTS, devices=30, n=4000, mix="all", late_every=4)
+        run = sim_run.run(wh, FAULTS, devices=30, n=4000, mix="all", late_every=4, silent_devices=1)
         hot, odd = _extra_batch(wh)
         wh.run_transforms()
         yield Faulty(wh, url, run, hot, odd)

@@ -39,14 +39,18 @@ class SimRun:
 
 
 def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: int = 7, mix: str = "zigbee2mqtt",
-        late_every: int = 0, heartbeat_every: int = 500) -> SimRun:
+        late_every: int = 0, heartbeat_every: int = 500, silent_devices: int = 0) -> SimRun:
     """Simulate, decode, land (every ``late_every``-th batch LATE_MS late) and transform; the faults' account.
+
+    ``silent_devices`` more devices are registered (``<id>-silent``, copies of the first simulated devices:
+    same profile and room) that never send anything.
 
     Every ``heartbeat_every`` messages (and at the end) a heartbeat with the cumulative quarantine counters is
     stored the way the API stores one (``Warehouse.land_heartbeat``).
     """
     sim = Simulator.build(devices, seed=seed, start_ms=START_MS, rate=200, time_scale=60, faults=faults, mix=mix)
     reg = registry_for(sim, campus_id="cmp-q", gateway_id=GATEWAY, profile_versions={})
+    reg["devices"] += [{**d, "id": f"{d['id']}-silent"} for d in reg["devices"][:silent_devices]]
     wh.load_registry(parse_registry(reg, "sim"))
     profiles = ProfileSet.load(ROOT / "device_profiles", timezone="Asia/Shanghai")
     pz = Pseudonymizer.from_text(edge_run.KEY_TEXT)

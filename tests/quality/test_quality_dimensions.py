@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from cloud_ingest.quality.report import build_report
 from cloud_ingest.warehouse import Warehouse, open_warehouse
+from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
 from tests.quality import sim_run
 
 FAULTS = "gaps=0.03,duplicates=0.03,out_of_range=0.02,spikes=0.02"
@@ -109,9 +111,12 @@ def test_late_batches_lower_timeliness_by_their_share(tmp_path: Path) -> None:
     with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
         run = sim_run.run(wh, "", n=3000, devices=20, late_every=4)
         c = _campus(wh)
+        (shown,) = build_report(wh)["timeliness"]
     assert run.late_readings > 0
     assert c["timely_cnt"] == c["reading_cnt"] - run.late_readings  # no duplicates: every reading is kept
     assert c["lag_max_ms"] >= sim_run.LATE_MS
+    assert shown["late_cnt"] == run.late_readings and shown["lag_max_ms"] == c["lag_max_ms"]
+    assert shown["dwd_lag_max_ms"] >= shown["lag_max_ms"]  # DWD is loaded after ODS
 
 
 def test_malformed_messages_lower_validity_through_the_heartbeat_counters(tmp_path: Path) -> None:
@@ -133,3 +138,56 @@ def test_malformed_messages_lower_validity_through_the_heartbeat_counters(tmp_pa
     # per message, the refused share is the injected rate
     assert abs(quarantined / run.messages - 0.04) < 0.01
     assert c["evict_cnt"] == 0
+
+
+def _dwd_span(wh: Warehouse) -> tuple[int, int]:
+    union = " UNION ALL ".join(f"SELECT ts_ms FROM {t}" for t in PROCESS_TABLES.values())
+    lo, hi = wh.query(f"SELECT MIN(ts_ms), MAX(ts_ms) FROM ({union}) u")[1][0]
+    return int(lo), int(hi)
+
+
+def test_lag_to_dwd_is_measured_from_the_transform_run_that_loaded_it(tmp_path: Path) -> None:
+    now = [0]
+    with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}", clock_ms=lambda: now[0]) as wh:
+        now[0] = sim_run.START_MS + 6 * 3_600_000  # the transforms run at this (injected) time
+        sim_run.run(wh, "", n=2000, devices=10)
+        lo, hi = _dwd_span(wh)
+        finished = wh.query("SELECT MIN(finished_ms), MAX(finished_ms) FROM meta_etl_run_log "
+                            "WHERE transform_name = 'dwd_reading'")[1][0]
+        cols, rows = wh.query("SELECT lag_p50_ms, dwd_lag_p50_ms, dwd_lag_p95_ms, dwd_lag_max_ms "
+                              "FROM dws_qlt_device_1d")
+        c = _campus(wh)
+    assert finished[0] >= now[0]  # one run: every reading reached DWD when it finished
+    assert len(rows) == 10
+    for ods_p50, p50, p95, mx in rows:
+        assert ods_p50 < p50  # DWD is loaded hours after ODS here
+        assert finished[0] - hi <= p50 <= p95 <= mx <= finished[1] - lo
+    assert finished[0] - lo <= c["dwd_lag_max_ms"] <= finished[1] - lo
+    assert c["dwd_lag_p95_ms"] == max(r[2] for r in rows)  # the worst device's
+
+
+def test_a_device_silent_all_day_owes_its_profile_readings(tmp_path: Path) -> None:
+    with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        run = sim_run.run(wh, "", n=3000, devices=20, silent_devices=2)
+        lo, hi = _dwd_span(wh)
+        day = wh.query("SELECT device_id, reading_cnt, expected_cnt, gap_cnt, gap_max_ms, profile_ref "
+                       "FROM dws_qlt_device_1d q JOIN dim_iot_device d USING (device_id) "
+                       "WHERE device_id LIKE '%-silent' ORDER BY device_id")[1]
+        intervals = dict(wh.query("SELECT profile_ref, SUM(CEIL(? / (interval_s * 1000.0))) "
+                                  "FROM dim_iot_profile_metric WHERE interval_s > 0 GROUP BY profile_ref",
+                                  (hi - lo,))[1])
+        hourly = dict(wh.query("SELECT device_id, SUM(expected_cnt) FROM dws_qlt_device_1h "
+                               "WHERE reading_cnt = 0 GROUP BY device_id")[1])
+        c = _campus(wh)
+        sent = wh.query("SELECT SUM(reading_cnt), SUM(expected_cnt) FROM dws_qlt_device_1d "
+                        "WHERE device_id NOT LIKE '%-silent'")[1][0]
+    assert run.readings > 0 and len(day) == 2
+    owed = 0
+    for device, readings, expected, gaps, gap_max, profile in day:
+        assert (readings, gaps, gap_max) == (0, 1, hi - lo)  # the campus's data horizon that day
+        assert expected == intervals[profile] > 0  # one reading per declared interval over the horizon
+        assert hourly[device] == expected  # the hours add up to the day
+        owed += expected
+    assert c["expected_cnt"] == sent[1] + owed
+    assert c["completeness_rate"] == pytest.approx(sent[0] / (sent[1] + owed))
+    assert c["device_cnt"] == 22

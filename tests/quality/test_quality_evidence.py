@@ -21,7 +21,7 @@ from tests.quality.conftest import GHOST, ODD_UNIT, Faulty
 
 # per dimension: counter of the scope-day's row in dws_qlt_scope_1d (SQL) → the evidence kinds that add up to it
 COUNTERS = {
-    "completeness": {"expected_cnt - reading_cnt": ("gap",)},
+    "completeness": {"expected_cnt - reading_cnt": ("gap", "silent")},
     "timeliness": {"reading_cnt - timely_cnt": ("late",)},
     "uniqueness": {"dup_cnt": ("duplicate",)},
     "accuracy": {"out_range_cnt": ("out_of_range",), "spike_cnt": ("spike",), "stuck_cnt": ("stuck",)},
@@ -93,7 +93,7 @@ def test_evidence_adds_up_on_postgres(pg_url: str) -> None:
 
     with open_warehouse(pg_url) as wh:
         sim_run.run(wh, "gaps=0.03,duplicates=0.03,out_of_range=0.03,spikes=0.02,skew=0.03,resets=0.03,"
-                        "malformed=0.08", devices=12, n=1200, mix="all", late_every=3)
+                        "malformed=0.08", devices=12, n=1200, mix="all", late_every=3, silent_devices=1)
         findings = _findings(wh)
         assert {d for _, _, d in findings} >= {"completeness", "timeliness", "uniqueness", "accuracy",
                                                "consistency"}
@@ -117,6 +117,19 @@ def test_completeness_evidence_is_real_gaps(faulty: Faulty) -> None:
                             row["from_ts_ms"], row["ts_ms"]))[1][0][0]
         assert between == 2, row  # the readings at both ends, nothing in between
         _check_provenance(wh, row)
+
+
+def test_completeness_evidence_names_the_silent_device(faulty: Faulty) -> None:
+    wh = faulty.wh
+    ev = evidence(wh, _pick(wh, "completeness", "silent"), limit=200)
+    silent = [r for r in ev.rows if r["kind"] == "silent"]
+    assert len(silent) == ev.counted["silent"] // silent[0]["missing_cnt"] == 1
+    (row,) = silent
+    assert row["device_id"].endswith("-silent")
+    assert wh.query(f"SELECT COUNT(*) FROM ({DWD}) d WHERE d.device_id = ?", (row["device_id"],))[1][0][0] == 0
+    owed = wh.query("SELECT expected_cnt, gap_max_ms FROM dws_qlt_device_1d WHERE device_id = ?",
+                    (row["device_id"],))[1]
+    assert owed == [(row["missing_cnt"], row["step_ms"])] and row["missing_cnt"] > 0
 
 
 def test_timeliness_evidence_is_late_batches(faulty: Faulty) -> None:

@@ -38,7 +38,8 @@ def _stage_readings(ctx: Context, cfg: QualityConfig) -> None:
     s = ctx.session
     union = " UNION ALL ".join(
         f"SELECT e.campus_id, e.building_id, e.room_id, e.gateway_id, e.device_id, e.metric_code, e.agg_code, "
-        f"e.window_s, e.ts_ms, e.hour_ms, e.dt, e.value, e.quality_flag, e.batch_seq, e.profile_ref FROM {t} e "
+        f"e.window_s, e.ts_ms, e.hour_ms, e.dt, e.value, e.quality_flag, e.batch_seq, e.load_id, e.profile_ref "
+        f"FROM {t} e "
         f"JOIN {DAYS} a ON a.campus_id = e.campus_id AND a.dt = e.dt" for t in PROCESS_TABLES.values())
     part = "PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.dt ORDER BY r.ts_ms"
     n = cfg.stuck_samples
@@ -46,8 +47,15 @@ def _stage_readings(ctx: Context, cfg: QualityConfig) -> None:
     s.execute("DROP TABLE IF EXISTS tmp_qlt_rd")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_rd AS
-WITH r AS ({union}), w AS (
-    SELECT r.*, b.received_ms - r.ts_ms AS lag_ms, m.metric_type,
+WITH r AS ({union}), ld AS (
+    -- when each ODS load reached DWD: the dwd_reading run whose (lo_id, hi_id] holds it (the first, after a
+    -- rebuild)
+    SELECT x.load_id, MIN(g.finished_ms) AS dwd_ms
+    FROM (SELECT DISTINCT load_id FROM r) x
+    JOIN meta_etl_run_log g ON g.transform_name = 'dwd_reading' AND x.load_id > g.lo_id AND x.load_id <= g.hi_id
+    GROUP BY x.load_id
+), w AS (
+    SELECT r.*, b.received_ms - r.ts_ms AS lag_ms, ld.dwd_ms - r.ts_ms AS dwd_lag_ms, m.metric_type,
         r.ts_ms - LAG(r.ts_ms) OVER ({part}) AS step_ms,
         r.value - LAG(r.value) OVER ({part}) AS delta_val,
         COUNT(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_n,
@@ -55,10 +63,12 @@ WITH r AS ({union}), w AS (
         MAX(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_max
     FROM r
     LEFT JOIN ods_iot_batch_di b ON b.gateway_id = r.gateway_id AND b.batch_seq = r.batch_seq
+    LEFT JOIN ld ON ld.load_id = r.load_id
     LEFT JOIN dim_iot_metric m ON m.metric_code = r.metric_code
 )
 SELECT w.campus_id, w.building_id, w.room_id, w.gateway_id, w.device_id, w.metric_code, w.agg_code, w.window_s,
-    w.profile_ref, w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.step_ms, w.delta_val,
+    w.profile_ref, w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.dwd_lag_ms, w.step_ms,
+    w.delta_val,
     CASE WHEN w.agg_code = 'raw' AND w.delta_val IS NOT NULL
           AND ABS(w.delta_val) > {_case("w.metric_code", cfg.max_rate_per_min)}
               * GREATEST(CAST(w.step_ms AS {F8}) / 60000.0, 1.0) THEN 1 ELSE 0 END AS is_spike,
@@ -147,6 +157,69 @@ FROM e JOIN subs ON subs.main_id = e.device_id AND subs.hour_ms = e.hour_ms
 WHERE ABS(subs.kwh - e.kwh) > {sub_tol!r} * e.kwh + 0.01""")
 
 
+def _stage_silent(ctx: Context) -> None:
+    """Device-hours of registered devices that sent nothing all day, with the readings they owed.
+
+    A staged campus day's data horizon is its first to its last reading (the day so far, for today). A device
+    placed in the campus over part of that horizon with no reading that day owes, per metric its profile gives
+    an interval, one reading per interval from the start of its span: ``ceil((t - lo) / interval)`` readings
+    are due before ``t``; an hour owes the difference at its two ends (the hours add up to the day).
+    """
+    s = ctx.session
+    s.execute("DROP TABLE IF EXISTS tmp_qlt_sil")
+    s.execute(f"""
+CREATE TEMP TABLE tmp_qlt_sil AS
+WITH hz AS (
+    SELECT r.campus_id, r.dt, MIN(r.ts_ms) AS lo_ms, MAX(r.ts_ms) AS hi_ms FROM tmp_qlt_rd r
+    GROUP BY r.campus_id, r.dt
+), dev AS (
+    SELECT d.campus_id, d.building_id, d.room_id, d.gateway_id, d.device_id, d.profile_ref, hz.dt,
+        GREATEST(hz.lo_ms, d.valid_from_ms) AS lo_ms, LEAST(hz.hi_ms, d.valid_to_ms) AS hi_ms
+    FROM dim_iot_device d
+    JOIN hz ON hz.campus_id = d.campus_id AND d.valid_from_ms <= hz.hi_ms AND d.valid_to_ms > hz.lo_ms
+    WHERE NOT EXISTS (SELECT 1 FROM tmp_qlt_rd r WHERE r.device_id = d.device_id AND r.dt = hz.dt)
+), h AS (
+    SELECT dev.*, pm.interval_s * 1000 AS iv_ms, a.day_start_ms - a.day_start_ms % 3600000 + g.k * 3600000 AS hour_ms
+    FROM dev
+    JOIN {DAYS} a ON a.campus_id = dev.campus_id AND a.dt = dev.dt
+    JOIN dim_iot_profile_metric pm ON pm.profile_ref = dev.profile_ref AND pm.interval_s > 0
+    CROSS JOIN generate_series(0, 24) AS g(k)
+), due AS (
+    SELECT h.*, CEIL(CAST(LEAST(GREATEST(h.hour_ms + 3600000, h.lo_ms), h.hi_ms) - h.lo_ms AS {F8}) / h.iv_ms)
+        - CEIL(CAST(LEAST(GREATEST(h.hour_ms, h.lo_ms), h.hi_ms) - h.lo_ms AS {F8}) / h.iv_ms) AS due_n
+    FROM h
+)
+SELECT MIN(campus_id) AS campus_id, MIN(building_id) AS building_id, MIN(room_id) AS room_id,
+    MIN(gateway_id) AS gateway_id, device_id, hour_ms, dt, CAST(SUM(due_n) AS BIGINT) AS expected_n,
+    MIN(lo_ms) AS lo_ms, MAX(hi_ms) AS hi_ms
+FROM due GROUP BY device_id, hour_ms, dt HAVING SUM(due_n) > 0""")
+
+
+def _silent_sql(table: str, grain: str) -> str:
+    """Rows of the silent device-hours / device-days (``tmp_qlt_sil``): nothing received, all expected.
+
+    The whole horizon is one gap; the hourly table places it in the device's last hour, as other gaps are
+    placed in the hour of the reading that ends them.
+    """
+    zeros = ", ".join("0" for c in COUNTS if c not in ("reading_cnt", "expected_cnt", "gap_cnt", "dup_cnt"))
+    if grain == "hour_ms":
+        return f"""
+INSERT INTO {table} (campus_id, building_id, room_id, gateway_id, device_id, hour_ms, dt, reading_cnt, expected_cnt,
+    gap_cnt, gap_max_ms, dup_cnt, {", ".join(c for c in COUNTS[4:])}, load_id)
+SELECT x.campus_id, x.building_id, x.room_id, x.gateway_id, x.device_id, x.hour_ms, x.dt, 0, x.expected_n,
+    CASE WHEN x.hour_ms = l.last_ms THEN 1 ELSE 0 END, CASE WHEN x.hour_ms = l.last_ms THEN l.span_ms END, 0,
+    {zeros}, ?
+FROM tmp_qlt_sil x
+JOIN (SELECT device_id, dt, MAX(hour_ms) AS last_ms, MAX(hi_ms) - MIN(lo_ms) AS span_ms FROM tmp_qlt_sil
+      GROUP BY device_id, dt) l ON l.device_id = x.device_id AND l.dt = x.dt"""
+    return f"""
+INSERT INTO {table} (campus_id, building_id, room_id, gateway_id, device_id, dt, reading_cnt, expected_cnt,
+    gap_cnt, gap_max_ms, dup_cnt, {", ".join(c for c in COUNTS[4:])}, load_id)
+SELECT MIN(x.campus_id), MIN(x.building_id), MIN(x.room_id), MIN(x.gateway_id), x.device_id, x.dt, 0,
+    SUM(x.expected_n), 1, MAX(x.hi_ms) - MIN(x.lo_ms), 0, {zeros}, ?
+FROM tmp_qlt_sil x GROUP BY x.device_id, x.dt"""
+
+
 def _device_sql(ctx: Context, cfg: QualityConfig, table: str, grain: str) -> str:
     hour = "r.hour_ms, " if grain == "hour_ms" else ""
     key = "r.device_id, r.hour_ms" if grain == "hour_ms" else "r.device_id, r.dt"
@@ -156,8 +229,8 @@ def _device_sql(ctx: Context, cfg: QualityConfig, table: str, grain: str) -> str
     target = int(cfg.timely_target_s * 1000)
     return f"""
 INSERT INTO {table} (campus_id, building_id, room_id, gateway_id, device_id, {hour.replace("r.", "")}dt,
-    reading_cnt, expected_cnt, gap_cnt, gap_max_ms, dup_cnt, lag_p50_ms, lag_p95_ms, lag_max_ms, timely_cnt,
-    out_range_cnt, spike_cnt, stuck_cnt, decrease_cnt, skew_cnt, disagree_cnt, invalid_cnt, load_id)
+    reading_cnt, expected_cnt, gap_cnt, gap_max_ms, dup_cnt, lag_p50_ms, lag_p95_ms, lag_max_ms, dwd_lag_p50_ms,
+    dwd_lag_p95_ms, dwd_lag_max_ms, timely_cnt, out_range_cnt, spike_cnt, stuck_cnt, decrease_cnt, skew_cnt, disagree_cnt, invalid_cnt, load_id)
 WITH g AS (
     SELECT {gap_key}, COUNT(*) AS gap_n, SUM(g.missing_n) AS missing_n, MAX(g.step_ms) AS gap_max
     FROM tmp_qlt_gap g GROUP BY {gap_key}
@@ -179,6 +252,8 @@ WITH g AS (
         COUNT(*) AS reading_n,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.lag_ms) AS p50,
         percentile_cont(0.95) WITHIN GROUP (ORDER BY r.lag_ms) AS p95, MAX(r.lag_ms) AS lag_max,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY r.dwd_lag_ms) AS dwd_p50,
+        percentile_cont(0.95) WITHIN GROUP (ORDER BY r.dwd_lag_ms) AS dwd_p95, MAX(r.dwd_lag_ms) AS dwd_max,
         SUM(CASE WHEN r.lag_ms <= {target} THEN 1 ELSE 0 END) AS timely_n,
         SUM(CASE WHEN (r.quality_flag & {Q_OUT_OF_RANGE}) <> 0 THEN 1 ELSE 0 END) AS oor_n,
         SUM(r.is_spike) AS spike_n, SUM(r.is_stuck) AS stuck_n, SUM(r.is_decrease) AS dec_n,
@@ -189,7 +264,7 @@ WITH g AS (
 )
 SELECT r.campus_id, r.building_id, r.room_id, r.gateway_id, r.device_id, {hour}r.dt, r.reading_n,
     r.reading_n + COALESCE(g.missing_n, 0), COALESCE(g.gap_n, 0), g.gap_max, COALESCE(d.dup_n, 0),
-    r.p50, r.p95, r.lag_max, r.timely_n, r.oor_n, r.spike_n, r.stuck_n, r.dec_n, r.skew_n,
+    r.p50, r.p95, r.lag_max, r.dwd_p50, r.dwd_p95, r.dwd_max, r.timely_n, r.oor_n, r.spike_n, r.stuck_n, r.dec_n, r.skew_n,
     COALESCE(c.dis_n, 0), r.invalid_n, ?
 FROM a r
 LEFT JOIN g ON g.device_id = r.device_id AND g.{grain} = r.{grain}
@@ -203,9 +278,13 @@ def qlt_device(ctx: Context) -> dict[str, int]:
         return {"dws_qlt_device_1h": 0, "dws_qlt_device_1d": 0}
     cfg = default_config()
     _stage_readings(ctx, cfg)
+    _stage_silent(ctx)
     hourly = replace_days(ctx, "dws_qlt_device_1h", DAYS, _device_sql(ctx, cfg, "dws_qlt_device_1h", "hour_ms"))
     daily = replace_days(ctx, "dws_qlt_device_1d", DAYS, _device_sql(ctx, cfg, "dws_qlt_device_1d", "dt"))
-    for t in ("tmp_qlt_rd", "tmp_qlt_gap", "tmp_qlt_dup", "tmp_qlt_dis"):
+    for table, grain in (("dws_qlt_device_1h", "hour_ms"), ("dws_qlt_device_1d", "dt")):
+        n = ctx.session.execute_count(_silent_sql(table, grain), (ctx.hi,))
+        hourly, daily = (hourly + n, daily) if grain == "hour_ms" else (hourly, daily + n)
+    for t in ("tmp_qlt_rd", "tmp_qlt_gap", "tmp_qlt_dup", "tmp_qlt_dis", "tmp_qlt_sil"):
         ctx.session.execute(f"DROP TABLE IF EXISTS {t}")
     return {"dws_qlt_device_1h": hourly, "dws_qlt_device_1d": daily}
 
@@ -220,8 +299,11 @@ def rates_sql(cfg: QualityConfig, quarantined: str = "0") -> dict[str, str]:
         "completeness": f"CAST(SUM(reading_cnt) AS {F8}) / NULLIF(SUM(expected_cnt), 0)",
         "timeliness": f"SUM(timely_cnt) / {n}",
         "uniqueness": f"1 - SUM(dup_cnt) / CAST(NULLIF(SUM(reading_cnt) + SUM(dup_cnt), 0) AS {F8})",
-        "accuracy": f"GREATEST(0, 1 - (SUM(out_range_cnt) + SUM(spike_cnt) + SUM(stuck_cnt)) / {n})",
-        "consistency": f"GREATEST(0, 1 - (SUM(decrease_cnt) + SUM(skew_cnt) + SUM(disagree_cnt)) / {n})",
+        # GREATEST ignores a NULL: no readings must give no rate, not 0
+        "accuracy": f"CASE WHEN SUM(reading_cnt) > 0 THEN "
+                    f"GREATEST(0, 1 - (SUM(out_range_cnt) + SUM(spike_cnt) + SUM(stuck_cnt)) / {n}) END",
+        "consistency": f"CASE WHEN SUM(reading_cnt) > 0 THEN "
+                       f"GREATEST(0, 1 - (SUM(decrease_cnt) + SUM(skew_cnt) + SUM(disagree_cnt)) / {n}) END",
         "validity": f"1 - (SUM(invalid_cnt) + {quarantined}) "
                     f"/ CAST(NULLIF(SUM(reading_cnt) + {quarantined}, 0) AS {F8})",
     }
@@ -283,9 +365,9 @@ def _scope_rows(ctx: Context, cfg: QualityConfig, table: str, source: str, hour:
         loss_cols, loss_vals = ("", "") if hour else ("quarantine_cnt, evict_cnt, ", f"{quarantined}, {evicted}, ")
         n += s.execute_count(f"""
 INSERT INTO {table} (campus_id, scope_code, scope_id, {h_col}dt, device_cnt, reading_cnt, {cols}, gap_max_ms,
-    lag_p95_ms, lag_max_ms, {loss_cols}{rate_cols}, quality_score, load_id)
+    lag_p95_ms, lag_max_ms, dwd_lag_p95_ms, dwd_lag_max_ms, {loss_cols}{rate_cols}, quality_score, load_id)
 SELECT d.campus_id, '{scope}', {sid}, {h_sel}d.dt, COUNT(DISTINCT d.device_id), SUM(reading_cnt), {sums},
-    MAX(gap_max_ms), MAX(lag_p95_ms), MAX(lag_max_ms), {loss_vals}{rate_vals}, {r["score"]}, ?
+    MAX(gap_max_ms), MAX(lag_p95_ms), MAX(lag_max_ms), MAX(dwd_lag_p95_ms), MAX(dwd_lag_max_ms), {loss_vals}{rate_vals}, {r["score"]}, ?
 FROM {source} d
 JOIN tmp_qlt_sdays a ON a.campus_id = d.campus_id AND a.dt = d.dt
 WHERE {sid} IS NOT NULL
