@@ -230,7 +230,8 @@ def _device_sql(ctx: Context, cfg: QualityConfig, table: str, grain: str) -> str
     return f"""
 INSERT INTO {table} (campus_id, building_id, room_id, gateway_id, device_id, {hour.replace("r.", "")}dt,
     reading_cnt, expected_cnt, gap_cnt, gap_max_ms, dup_cnt, lag_p50_ms, lag_p95_ms, lag_max_ms, dwd_lag_p50_ms,
-    dwd_lag_p95_ms, dwd_lag_max_ms, timely_cnt, out_range_cnt, spike_cnt, stuck_cnt, decrease_cnt, skew_cnt, disagree_cnt, invalid_cnt, load_id)
+    dwd_lag_p95_ms, dwd_lag_max_ms, timely_cnt, out_range_cnt, spike_cnt, stuck_cnt, decrease_cnt, skew_cnt,
+    disagree_cnt, invalid_cnt, load_id)
 WITH g AS (
     SELECT {gap_key}, COUNT(*) AS gap_n, SUM(g.missing_n) AS missing_n, MAX(g.step_ms) AS gap_max
     FROM tmp_qlt_gap g GROUP BY {gap_key}
@@ -264,7 +265,8 @@ WITH g AS (
 )
 SELECT r.campus_id, r.building_id, r.room_id, r.gateway_id, r.device_id, {hour}r.dt, r.reading_n,
     r.reading_n + COALESCE(g.missing_n, 0), COALESCE(g.gap_n, 0), g.gap_max, COALESCE(d.dup_n, 0),
-    r.p50, r.p95, r.lag_max, r.dwd_p50, r.dwd_p95, r.dwd_max, r.timely_n, r.oor_n, r.spike_n, r.stuck_n, r.dec_n, r.skew_n,
+    r.p50, r.p95, r.lag_max, r.dwd_p50, r.dwd_p95, r.dwd_max, r.timely_n, r.oor_n, r.spike_n, r.stuck_n, r.dec_n,
+    r.skew_n,
     COALESCE(c.dis_n, 0), r.invalid_n, ?
 FROM a r
 LEFT JOIN g ON g.device_id = r.device_id AND g.{grain} = r.{grain}
@@ -367,7 +369,8 @@ def _scope_rows(ctx: Context, cfg: QualityConfig, table: str, source: str, hour:
 INSERT INTO {table} (campus_id, scope_code, scope_id, {h_col}dt, device_cnt, reading_cnt, {cols}, gap_max_ms,
     lag_p95_ms, lag_max_ms, dwd_lag_p95_ms, dwd_lag_max_ms, {loss_cols}{rate_cols}, quality_score, load_id)
 SELECT d.campus_id, '{scope}', {sid}, {h_sel}d.dt, COUNT(DISTINCT d.device_id), SUM(reading_cnt), {sums},
-    MAX(gap_max_ms), MAX(lag_p95_ms), MAX(lag_max_ms), MAX(dwd_lag_p95_ms), MAX(dwd_lag_max_ms), {loss_vals}{rate_vals}, {r["score"]}, ?
+    MAX(gap_max_ms), MAX(lag_p95_ms), MAX(lag_max_ms), MAX(dwd_lag_p95_ms), MAX(dwd_lag_max_ms),
+    {loss_vals}{rate_vals}, {r["score"]}, ?
 FROM {source} d
 JOIN tmp_qlt_sdays a ON a.campus_id = d.campus_id AND a.dt = d.dt
 WHERE {sid} IS NOT NULL
