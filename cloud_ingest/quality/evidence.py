@@ -39,14 +39,14 @@ from typing import Any
 
 from cloud_ingest.quality.config import DIMENSIONS, SCOPES, QualityConfig, default_config
 from cloud_ingest.quality.findings import FindingError, Queryable
+from cloud_ingest.warehouse.transforms import quality_rules as rules
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES, Q_NO_DEVICE, Q_NO_GATEWAY, Q_UNIT
 from cloud_ingest.warehouse.transforms.dws import ENERGY_METRIC
-from cloud_ingest.warehouse.transforms.quality import Q_CLOCK_SKEW, Q_INVALID, Q_OUT_OF_RANGE
 from cloud_ingest.warehouse.transforms.quality_losses import TABLE as LOSS_TABLE
+from cloud_ingest.warehouse.transforms.quality_rules import F8, Q_INVALID
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
-F8 = "DOUBLE PRECISION"
 PROVENANCE = ("gateway_id", "batch_seq", "load_id")
 _SERIES = "PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s ORDER BY r.ts_ms"
 _KEY = ("device_id", "metric_code", "agg_code", "window_s", "ts_ms")
@@ -127,13 +127,6 @@ def finding_ref(wh: Queryable, finding_id: str) -> FindingRef:
     return FindingRef(str(fid), str(campus), str(scope), str(sid), day, str(dim))
 
 
-def _case(column: str, mapping: dict[str, float]) -> str:
-    if not mapping:
-        return "NULL"
-    whens = " ".join(f"WHEN '{k.replace(chr(39), '')}' THEN {float(v)!r}" for k, v in sorted(mapping.items()))
-    return f"CASE {column} {whens} ELSE NULL END"
-
-
 def _readings(ref: FindingRef, *, scoped: bool) -> tuple[str, list[Any]]:
     """SQL (a UNION over the DWD reading tables) of the campus-day's readings, or only the scope's devices."""
     where = "e.campus_id = ? AND e.dt = ?"
@@ -168,32 +161,18 @@ def _row_values(prefix: str = "w") -> dict[str, str]:
 
 def _completeness(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
     r, params = _readings(ref, scoped=True)
-    missing = f"CAST(ROUND(CAST(w.step_ms AS {F8}) / iv.interval_ms) AS BIGINT) - 1"
+    missing = rules.gap_missing("w.step_ms", "iv.interval_ms")
     v = {**_row_values(), "kind": "'gap'", "from_ts_ms": "w.ts_ms - w.step_ms", "step_ms": "w.step_ms",
          "interval_ms": "iv.interval_ms", "missing_cnt": missing}
     silent = {"kind": "'silent'", "device_id": "q.device_id", "step_ms": "q.gap_max_ms",
               "missing_cnt": "q.expected_cnt", "gateway_id": "q.gateway_id", "load_id": "q.load_id"}
-    # the expected interval, as in the transform: an aggregate's window; the profile's declared interval unless
-    # the series reports more than twice as fast or the profile declares none; else the day's median step
     return f"""
 WITH r AS ({r}), w AS (
     SELECT r.*, r.ts_ms - LAG(r.ts_ms) OVER ({_SERIES}) AS step_ms FROM r
-), md AS (
-    SELECT w.device_id, w.metric_code, w.agg_code, w.window_s, MIN(w.profile_ref) AS profile_ref,
-        percentile_cont(0.5) WITHIN GROUP (ORDER BY w.step_ms) AS median_ms
-    FROM w WHERE w.step_ms > 0 GROUP BY w.device_id, w.metric_code, w.agg_code, w.window_s
-), iv AS (
-    SELECT md.device_id, md.metric_code, md.agg_code, md.window_s, CASE
-        WHEN md.agg_code <> 'raw' AND md.window_s > 0 THEN CAST(md.window_s AS {F8}) * 1000
-        WHEN pm.interval_s IS NOT NULL AND md.median_ms >= pm.interval_s * 500 THEN pm.interval_s * 1000
-        ELSE md.median_ms END AS interval_ms
-    FROM md LEFT JOIN dim_iot_profile_metric pm ON pm.profile_ref = md.profile_ref
-        AND pm.metric_code = md.metric_code
-), ev AS (
+), {rules.interval_ctes("w", rules.SERIES)}, ev AS (
     SELECT {_select("completeness", v, missing)}
-    FROM w JOIN iv ON iv.device_id = w.device_id AND iv.metric_code = w.metric_code
-        AND iv.agg_code = w.agg_code AND iv.window_s = w.window_s
-    WHERE iv.interval_ms > 0 AND w.step_ms > {cfg.gap_factor!r} * iv.interval_ms
+    FROM w JOIN iv ON {rules.join_on("iv", "w", rules.SERIES)}
+    WHERE {rules.is_gap(cfg, "w.step_ms", "iv.interval_ms")}
     UNION ALL
     SELECT {_select("completeness", silent, "q.expected_cnt")}
     FROM dws_qlt_device_1d q
@@ -203,13 +182,12 @@ WITH r AS ({r}), w AS (
 
 def _timeliness(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
     r, params = _readings(ref, scoped=True)
-    target = int(cfg.timely_target_s * 1000)
     v = {**_row_values("r"), "kind": "'late'", "received_ms": "b.received_ms", "lag_ms": "b.received_ms - r.ts_ms"}
     return f"""
 WITH r AS ({r}), ev AS (
     SELECT {_select("timeliness", v, "1")}
     FROM r LEFT JOIN ods_iot_batch_di b ON b.gateway_id = r.gateway_id AND b.batch_seq = r.batch_seq
-    WHERE b.received_ms IS NULL OR b.received_ms - r.ts_ms > {target}
+    WHERE b.received_ms IS NULL OR NOT ({rules.is_timely(cfg, "b.received_ms - r.ts_ms")})
 )""", params
 
 
@@ -233,22 +211,16 @@ WITH r AS ({r}), c AS (
 
 def _accuracy(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
     r, params = _readings(ref, scoped=True)
-    n = cfg.stuck_samples
-    stuck_in = ", ".join(f"'{m.replace(chr(39), '')}'" for m in cfg.stuck_metrics) or "''"
-    run = f"{_SERIES} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW"
     v = {**_row_values(), "prev_ts_ms": "w.prev_ts_ms", "prev_value": "w.prev_value"}
-    spike = (f"w.agg_code = 'raw' AND w.value - w.prev_value IS NOT NULL AND ABS(w.value - w.prev_value) > "
-             f"{_case('w.metric_code', cfg.max_rate_per_min)} * "
-             f"GREATEST(CAST(w.ts_ms - w.prev_ts_ms AS {F8}) / 60000.0, 1.0)")
-    stuck = f"w.metric_code IN ({stuck_in}) AND w.run_n = {n} AND w.run_min = w.run_max"
-    kinds = (("out_of_range", f"(w.quality_flag & {Q_OUT_OF_RANGE}) <> 0"), ("spike", spike), ("stuck", stuck))
+    kinds = (("out_of_range", rules.is_out_of_range("w.quality_flag")),
+             ("spike", rules.is_spike(cfg, "w", "w.value - w.prev_value", "w.ts_ms - w.prev_ts_ms")),
+             ("stuck", rules.is_stuck(cfg, "w")))
     union = " UNION ALL ".join(f"SELECT {_select('accuracy', {**v, 'kind': repr(k)}, '1')} FROM w WHERE {cond}"
                                for k, cond in kinds)
     return f"""
 WITH r AS ({r}), w AS (
     SELECT r.*, LAG(r.ts_ms) OVER ({_SERIES}) AS prev_ts_ms, LAG(r.value) OVER ({_SERIES}) AS prev_value,
-        COUNT(r.value) OVER ({run}) AS run_n, MIN(r.value) OVER ({run}) AS run_min,
-        MAX(r.value) OVER ({run}) AS run_max
+        {rules.run_windows(cfg, "r", _SERIES)}
     FROM r
 ), ev AS ({union})""", params
 
@@ -257,77 +229,38 @@ def _consistency(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
     r, params = _readings(ref, scoped=True)
     ra, all_params = _readings(ref, scoped=False)  # the room's other sensors and a meter's subs may be outside
     v = {**_row_values(), "prev_ts_ms": "w.prev_ts_ms", "prev_value": "w.prev_value"}
-    decrease = "w.metric_type = 'counter' AND w.agg_code = 'raw' AND w.value - w.prev_value < 0"
-    used = f"r.room_id IS NOT NULL AND r.value IS NOT NULL AND (r.quality_flag & {Q_OUT_OF_RANGE}) = 0 " \
-           "AND r.agg_code IN ('raw', 'mean')"
     room = {**_row_values("r"), "kind": "'room_disagreement'", "hour_val": "x.v", "ref_val": "x.ref_v",
             "ref_device_id": "x.ref_device_id", "tolerance_val": "x.tol"}
     sub = {**_row_values("q"), "kind": "'submeter_mismatch'", "prev_ts_ms": "q.prev_ts_ms",
            "prev_value": "q.prev_value", "hour_val": "e.kwh", "ref_val": "subs.kwh",
-           "tolerance_val": _sub_limit(cfg)}
-    # as in the transform: a room sensor's hourly mean against the room's authoritative device when it reported
-    # that hour (the authoritative one is not judged), else against the other sensors' mean; a main meter's
-    # hourly kWh against the sum of its sub-meters' (dim_iot_device.parent_device_id)
+           "tolerance_val": rules.submeter_limit(cfg)}
+    # the transform's rules (quality_rules) over the campus-day, each reading of the scope's off device-hours
+    # (room) or main meters' hours (sub-meters) listed
     return f"""
 WITH r AS ({r}), w AS (
     SELECT r.*, m.metric_type, LAG(r.ts_ms) OVER ({_SERIES}) AS prev_ts_ms,
         LAG(r.value) OVER ({_SERIES}) AS prev_value
     FROM r LEFT JOIN dim_iot_metric m ON m.metric_code = r.metric_code
-), ra AS ({ra}), m AS (
-    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v,
-        MAX(CASE WHEN x.device_id IS NULL THEN 0 ELSE 1 END) AS is_auth
-    FROM ra r
-    LEFT JOIN dim_iot_authority x ON x.device_id = r.device_id AND x.metric_code = r.metric_code
-    WHERE {used}
-    GROUP BY r.room_id, r.metric_code, r.hour_ms, r.device_id
-), o AS (
-    SELECT m.*, SUM(m.v) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS v_sum,
-        COUNT(*) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS dev_n,
-        MAX(CASE WHEN m.is_auth = 1 THEN m.v END) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS v_auth,
-        MAX(CASE WHEN m.is_auth = 1 THEN m.device_id END)
-            OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS auth_id,
-        {_case("m.metric_code", cfg.room_tolerance)} AS tol
-    FROM m
-), x AS MATERIALIZED (  -- small; without statistics PostgreSQL would recompute it per reading
-    SELECT o.room_id, o.metric_code, o.hour_ms, o.device_id, o.v, o.tol,
-        CASE WHEN o.v_auth IS NOT NULL THEN o.v_auth ELSE (o.v_sum - o.v) / (o.dev_n - 1) END AS ref_v,
-        CASE WHEN o.v_auth IS NOT NULL THEN o.auth_id END AS ref_device_id
-    FROM o
-    WHERE o.tol IS NOT NULL AND o.is_auth = 0 AND CASE
-        WHEN o.v_auth IS NOT NULL THEN ABS(o.v - o.v_auth) > o.tol
-        ELSE o.dev_n >= 2 AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol END
-), er AS (
+), ra AS ({ra}), {rules.room_disagreement_ctes(cfg, "ra")}, er AS (
     SELECT r.*, LAG(r.ts_ms) OVER ({_SERIES}) AS prev_ts_ms, LAG(r.value) OVER ({_SERIES}) AS prev_value
-    FROM ra r WHERE r.metric_code = '{ENERGY_METRIC}' AND r.agg_code = 'raw'
-), e AS (
-    SELECT er.device_id, er.hour_ms,
-        SUM(CASE WHEN er.value - er.prev_value > 0 THEN er.value - er.prev_value ELSE 0 END) AS kwh
-    FROM er GROUP BY er.device_id, er.hour_ms
-), subs AS (
-    SELECT d.parent_device_id AS main_id, e.hour_ms, SUM(e.kwh) AS kwh
-    FROM e JOIN dim_iot_device d ON d.device_id = e.device_id AND d.is_current
-    WHERE d.parent_device_id IS NOT NULL
-    GROUP BY d.parent_device_id, e.hour_ms
-), ev AS (
-    SELECT {_select("consistency", {**v, "kind": "'decrease'"}, "1")} FROM w WHERE {decrease}
+    FROM ra r WHERE r.metric_code = {rules.quoted(ENERGY_METRIC)} AND r.agg_code = 'raw'
+), {rules.submeter_ctes("er", "er.value - er.prev_value")}, ev AS (
+    SELECT {_select("consistency", {**v, "kind": "'decrease'"}, "1")} FROM w
+    WHERE {rules.is_decrease("w", "w.value - w.prev_value")}
     UNION ALL
     SELECT {_select("consistency", {**v, "kind": "'clock_skew'"}, "1")} FROM w
-    WHERE (w.quality_flag & {Q_CLOCK_SKEW}) <> 0
+    WHERE {rules.is_clock_skew("w.quality_flag")}
     UNION ALL
     SELECT {_select("consistency", room, "1")} FROM r
     JOIN x ON x.room_id = r.room_id AND x.metric_code = r.metric_code AND x.hour_ms = r.hour_ms
         AND x.device_id = r.device_id
-    WHERE {used}
+    WHERE {rules.used_for_room("r")}
     UNION ALL
     SELECT {_select("consistency", sub, "1")} FROM er q
     JOIN e ON e.device_id = q.device_id AND e.hour_ms = q.hour_ms
     JOIN subs ON subs.main_id = q.device_id AND subs.hour_ms = q.hour_ms
-    WHERE q.device_id IN (SELECT DISTINCT r.device_id FROM r) AND ABS(subs.kwh - e.kwh) > {_sub_limit(cfg)}
+    WHERE q.device_id IN (SELECT DISTINCT r.device_id FROM r) AND {rules.is_submeter_mismatch(cfg)}
 )""", params + all_params
-
-
-def _sub_limit(cfg: QualityConfig) -> str:
-    return f"{float(cfg.submeter_tolerance)!r} * e.kwh + 0.01"
 
 
 def _validity(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:

@@ -2,36 +2,27 @@
 
 Like DWS, each transform recomputes the campus days its inputs touched (delete-and-recompute: idempotent).
 Per kept reading of those days (all DWD reading tables) one staged row carries: the step since the
-series' previous reading, the value change, the lag ``received_ms - ts_ms`` (ODS batch), and flags for
-spike, stuck and counter decrease. The expected interval of a series (device, metric, aggregate, window)
-is the median step of its day — the cadence the device actually keeps, which the gaps do not move — and a
-step longer than ``gap_factor`` x that interval is a gap missing ``round(step / interval) - 1`` readings.
+series' previous reading, the value change, the lags to ODS (``received_ms - ts_ms``) and to DWD, and flags for
+spike, stuck and counter decrease. The rules themselves (expected interval, gap, spike, stuck, room and
+sub-meter checks) are SQL in :mod:`.quality_rules`, shared with the evidence of findings. Registered devices
+that sent nothing all day owe their profile's readings (``_stage_silent``).
 Limits and weights come from ``cloud_ingest/quality/quality.yaml``; docs/quality.md gives the formulas.
 """
 
 from __future__ import annotations
 
 from cloud_ingest.quality.config import DIMENSIONS, QualityConfig, default_config
+from cloud_ingest.warehouse.transforms import quality_rules as rules
 from cloud_ingest.warehouse.transforms.base import Context, Transform
 from cloud_ingest.warehouse.transforms.common import DAY_INPUTS, replace_days, stage_days, touched_days
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
-from cloud_ingest.warehouse.transforms.dws import ENERGY_METRIC
 from cloud_ingest.warehouse.transforms.quality_losses import LOSS_CLASSES
 from cloud_ingest.warehouse.transforms.quality_losses import TABLE as LOSS_TABLE
+from cloud_ingest.warehouse.transforms.quality_rules import F8, Q_INVALID
 
 DAYS = "tmp_qlt_days"
-F8 = "DOUBLE PRECISION"
-Q_OUT_OF_RANGE, Q_CLOCK_SKEW, Q_INVALID = 1, 2, 256 | 512 | 1024
 COUNTS = ("reading_cnt", "expected_cnt", "gap_cnt", "dup_cnt", "timely_cnt", "out_range_cnt", "spike_cnt",
           "stuck_cnt", "decrease_cnt", "skew_cnt", "disagree_cnt", "invalid_cnt")
-_SERIES = "r.device_id, r.metric_code, r.agg_code, r.window_s, r.dt"
-
-
-def _case(column: str, mapping: dict[str, float], default: str = "NULL") -> str:
-    if not mapping:
-        return default
-    whens = " ".join(f"WHEN '{k}' THEN {float(v)!r}" for k, v in sorted(mapping.items()))
-    return f"CASE {column} {whens} ELSE {default} END"
 
 
 def _stage_readings(ctx: Context, cfg: QualityConfig) -> None:
@@ -42,8 +33,6 @@ def _stage_readings(ctx: Context, cfg: QualityConfig) -> None:
         f"FROM {t} e "
         f"JOIN {DAYS} a ON a.campus_id = e.campus_id AND a.dt = e.dt" for t in PROCESS_TABLES.values())
     part = "PARTITION BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.dt ORDER BY r.ts_ms"
-    n = cfg.stuck_samples
-    stuck_in = ", ".join(f"'{m}'" for m in cfg.stuck_metrics) or "''"
     s.execute("DROP TABLE IF EXISTS tmp_qlt_rd")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_rd AS
@@ -58,9 +47,7 @@ WITH r AS ({union}), ld AS (
     SELECT r.*, b.received_ms - r.ts_ms AS lag_ms, ld.dwd_ms - r.ts_ms AS dwd_lag_ms, m.metric_type,
         r.ts_ms - LAG(r.ts_ms) OVER ({part}) AS step_ms,
         r.value - LAG(r.value) OVER ({part}) AS delta_val,
-        COUNT(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_n,
-        MIN(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_min,
-        MAX(r.value) OVER ({part} ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW) AS run_max
+        {rules.run_windows(cfg, "r", part)}
     FROM r
     LEFT JOIN ods_iot_batch_di b ON b.gateway_id = r.gateway_id AND b.batch_seq = r.batch_seq
     LEFT JOIN ld ON ld.load_id = r.load_id
@@ -69,38 +56,19 @@ WITH r AS ({union}), ld AS (
 SELECT w.campus_id, w.building_id, w.room_id, w.gateway_id, w.device_id, w.metric_code, w.agg_code, w.window_s,
     w.profile_ref, w.ts_ms, w.hour_ms, w.dt, w.value, w.quality_flag, w.lag_ms, w.dwd_lag_ms, w.step_ms,
     w.delta_val,
-    CASE WHEN w.agg_code = 'raw' AND w.delta_val IS NOT NULL
-          AND ABS(w.delta_val) > {_case("w.metric_code", cfg.max_rate_per_min)}
-              * GREATEST(CAST(w.step_ms AS {F8}) / 60000.0, 1.0) THEN 1 ELSE 0 END AS is_spike,
-    CASE WHEN w.metric_code IN ({stuck_in}) AND w.run_n = {n} AND w.run_min = w.run_max THEN 1 ELSE 0 END
-        AS is_stuck,
-    CASE WHEN w.metric_type = 'counter' AND w.agg_code = 'raw' AND w.delta_val < 0 THEN 1 ELSE 0 END
-        AS is_decrease
+    CASE WHEN {rules.is_spike(cfg, "w", "w.delta_val", "w.step_ms")} THEN 1 ELSE 0 END AS is_spike,
+    CASE WHEN {rules.is_stuck(cfg, "w")} THEN 1 ELSE 0 END AS is_stuck,
+    CASE WHEN {rules.is_decrease("w", "w.delta_val")} THEN 1 ELSE 0 END AS is_decrease
 FROM w""")
-    # expected interval per series-day: the window of an aggregate; for raw samples the profile's declared
-    # interval, unless the series keeps a cadence more than twice as fast (a device configured to report more
-    # often) or the profile declares none: then the median step of the day (gaps do not move a median)
+    # gaps: steps longer than gap_factor x the series-day's expected interval (rules.interval_ctes)
     s.execute("DROP TABLE IF EXISTS tmp_qlt_gap")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_gap AS
-WITH md AS (
-    SELECT {_SERIES}, MIN(r.profile_ref) AS profile_ref,
-        percentile_cont(0.5) WITHIN GROUP (ORDER BY r.step_ms) AS median_ms
-    FROM tmp_qlt_rd r WHERE r.step_ms > 0 GROUP BY {_SERIES}
-), iv AS (
-    SELECT md.device_id, md.metric_code, md.agg_code, md.window_s, md.dt, CASE
-        WHEN md.agg_code <> 'raw' AND md.window_s > 0 THEN CAST(md.window_s AS {F8}) * 1000
-        WHEN pm.interval_s IS NOT NULL AND md.median_ms >= pm.interval_s * 500 THEN pm.interval_s * 1000
-        ELSE md.median_ms END AS interval_ms
-    FROM md LEFT JOIN dim_iot_profile_metric pm ON pm.profile_ref = md.profile_ref
-        AND pm.metric_code = md.metric_code
-)
-SELECT r.device_id, r.hour_ms, r.dt, r.step_ms,
-    CAST(ROUND(CAST(r.step_ms AS {F8}) / iv.interval_ms) AS BIGINT) - 1 AS missing_n
+WITH {rules.interval_ctes("tmp_qlt_rd", (*rules.SERIES, "dt"))}
+SELECT r.device_id, r.hour_ms, r.dt, r.step_ms, {rules.gap_missing("r.step_ms", "iv.interval_ms")} AS missing_n
 FROM tmp_qlt_rd r
-JOIN iv ON iv.device_id = r.device_id AND iv.metric_code = r.metric_code AND iv.agg_code = r.agg_code
-    AND iv.window_s = r.window_s AND iv.dt = r.dt
-WHERE iv.interval_ms > 0 AND r.step_ms > {cfg.gap_factor!r} * iv.interval_ms""")
+JOIN iv ON {rules.join_on("iv", "r", (*rules.SERIES, "dt"))}
+WHERE {rules.is_gap(cfg, "r.step_ms", "iv.interval_ms")}""")
     # duplicates: ODS rows of each kept key beyond the first
     s.execute("DROP TABLE IF EXISTS tmp_qlt_dup")
     s.execute("""
@@ -111,50 +79,17 @@ FROM tmp_qlt_rd k
 JOIN ods_iot_reading_di o ON o.device_id = k.device_id AND o.metric_code = k.metric_code
     AND o.agg_code = k.agg_code AND o.window_s = k.window_s AND o.ts_ms = k.ts_ms
 GROUP BY k.device_id, k.hour_ms""")
-    # room consistency: a device-hour whose mean is off the room's authoritative device (if it reported that
-    # hour; the authoritative one is not judged) or else off the other sensors' mean by more than the tolerance;
-    # sub-meters vs main meter: per main meter and hour, the sub-meters' summed kWh vs the main's
-    tol = _case("m.metric_code", cfg.room_tolerance)
-    sub_tol = float(cfg.submeter_tolerance)
+    # consistency across sources: device-hours off their room's reference; main meters whose hour the
+    # sub-meters' sum misses (every reading of that device-hour counts)
     s.execute("DROP TABLE IF EXISTS tmp_qlt_dis")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_dis AS
-WITH m AS (
-    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v, COUNT(*) AS n,
-        MAX(CASE WHEN x.device_id IS NULL THEN 0 ELSE 1 END) AS is_auth
-    FROM tmp_qlt_rd r
-    LEFT JOIN dim_iot_authority x ON x.device_id = r.device_id AND x.metric_code = r.metric_code
-    WHERE r.room_id IS NOT NULL AND r.value IS NOT NULL AND (r.quality_flag & {Q_OUT_OF_RANGE}) = 0
-        AND r.agg_code IN ('raw', 'mean')
-    GROUP BY r.room_id, r.metric_code, r.hour_ms, r.device_id
-), o AS (
-    SELECT m.*, SUM(m.v) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS v_sum,
-        COUNT(*) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms) AS dev_n,
-        MAX(CASE WHEN m.is_auth = 1 THEN m.v END) OVER (PARTITION BY m.room_id, m.metric_code, m.hour_ms)
-            AS v_auth, {tol} AS tol
-    FROM m
-), e AS (
-    SELECT r.device_id, r.hour_ms, COUNT(*) AS n,
-        SUM(CASE WHEN r.delta_val > 0 THEN r.delta_val ELSE 0 END) AS kwh
-    FROM tmp_qlt_rd r
-    WHERE r.metric_code = '{ENERGY_METRIC}' AND r.agg_code = 'raw'
-    GROUP BY r.device_id, r.hour_ms
-), subs AS (
-    SELECT d.parent_device_id AS main_id, e.hour_ms, SUM(e.kwh) AS kwh
-    FROM e JOIN dim_iot_device d ON d.device_id = e.device_id AND d.is_current
-    WHERE d.parent_device_id IS NOT NULL
-    GROUP BY d.parent_device_id, e.hour_ms
-)
-SELECT o.device_id, o.hour_ms, SUM(o.n) AS dis_n
-FROM o
-WHERE o.tol IS NOT NULL AND o.is_auth = 0 AND CASE
-    WHEN o.v_auth IS NOT NULL THEN ABS(o.v - o.v_auth) > o.tol
-    ELSE o.dev_n >= 2 AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol END
-GROUP BY o.device_id, o.hour_ms
+WITH {rules.room_disagreement_ctes(cfg, "tmp_qlt_rd")}, {rules.submeter_ctes("tmp_qlt_rd", "er.delta_val")}
+SELECT x.device_id, x.hour_ms, SUM(x.n) AS dis_n FROM x GROUP BY x.device_id, x.hour_ms
 UNION ALL
 SELECT e.device_id, e.hour_ms, e.n
 FROM e JOIN subs ON subs.main_id = e.device_id AND subs.hour_ms = e.hour_ms
-WHERE ABS(subs.kwh - e.kwh) > {sub_tol!r} * e.kwh + 0.01""")
+WHERE {rules.is_submeter_mismatch(cfg)}""")
 
 
 def _stage_silent(ctx: Context) -> None:
@@ -226,7 +161,6 @@ def _device_sql(ctx: Context, cfg: QualityConfig, table: str, grain: str) -> str
     gap_key = "g.device_id, g.hour_ms" if grain == "hour_ms" else "g.device_id, g.dt"
     dup_join = ("d.device_id = r.device_id AND d.hour_ms = r.hour_ms" if grain == "hour_ms" else
                 "d.device_id = r.device_id AND d.dt = r.dt")
-    target = int(cfg.timely_target_s * 1000)
     return f"""
 INSERT INTO {table} (campus_id, building_id, room_id, gateway_id, device_id, {hour.replace("r.", "")}dt,
     reading_cnt, expected_cnt, gap_cnt, gap_max_ms, dup_cnt, lag_p50_ms, lag_p95_ms, lag_max_ms, dwd_lag_p50_ms,
@@ -255,10 +189,10 @@ WITH g AS (
         percentile_cont(0.95) WITHIN GROUP (ORDER BY r.lag_ms) AS p95, MAX(r.lag_ms) AS lag_max,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.dwd_lag_ms) AS dwd_p50,
         percentile_cont(0.95) WITHIN GROUP (ORDER BY r.dwd_lag_ms) AS dwd_p95, MAX(r.dwd_lag_ms) AS dwd_max,
-        SUM(CASE WHEN r.lag_ms <= {target} THEN 1 ELSE 0 END) AS timely_n,
-        SUM(CASE WHEN (r.quality_flag & {Q_OUT_OF_RANGE}) <> 0 THEN 1 ELSE 0 END) AS oor_n,
+        SUM(CASE WHEN {rules.is_timely(cfg, "r.lag_ms")} THEN 1 ELSE 0 END) AS timely_n,
+        SUM(CASE WHEN {rules.is_out_of_range("r.quality_flag")} THEN 1 ELSE 0 END) AS oor_n,
         SUM(r.is_spike) AS spike_n, SUM(r.is_stuck) AS stuck_n, SUM(r.is_decrease) AS dec_n,
-        SUM(CASE WHEN (r.quality_flag & {Q_CLOCK_SKEW}) <> 0 THEN 1 ELSE 0 END) AS skew_n,
+        SUM(CASE WHEN {rules.is_clock_skew("r.quality_flag")} THEN 1 ELSE 0 END) AS skew_n,
         SUM(CASE WHEN (r.quality_flag & {Q_INVALID}) <> 0 THEN 1 ELSE 0 END) AS invalid_n
     FROM tmp_qlt_rd r
     GROUP BY {key}

@@ -1,0 +1,184 @@
+"""The data-quality rules as SQL, in one place: the ``qlt_*`` transforms count with them, the evidence of a
+finding (:mod:`cloud_ingest.quality.evidence`) lists the rows they match. A rule changed here changes both.
+
+Each function returns an SQL fragment over the column expressions or the source relation it is given, so the
+transform (over its staged day of readings, with precomputed steps and deltas) and the evidence (over one
+scope-day, with window functions of its own) apply the same predicates and thresholds. Limits come from
+:class:`~cloud_ingest.quality.config.QualityConfig` (``quality.yaml``); docs/quality.md gives the formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from cloud_ingest.quality.config import QualityConfig
+from cloud_ingest.warehouse.transforms.dws import ENERGY_METRIC
+
+F8 = "DOUBLE PRECISION"
+Q_OUT_OF_RANGE, Q_CLOCK_SKEW, Q_INVALID = 1, 2, 256 | 512 | 1024  # DWD quality bits (docs/warehouse.md)
+SERIES = ("device_id", "metric_code", "agg_code", "window_s")  # one series of readings
+ROOM_HOUR = "PARTITION BY m.room_id, m.metric_code, m.hour_ms"
+
+
+def quoted(text: str) -> str:
+    """An SQL string literal of a configured name (quotes dropped: names are identifiers, never free text)."""
+    return "'" + text.replace("'", "") + "'"
+
+
+def in_list(values: Iterable[str]) -> str:
+    """``'a', 'b'`` for an IN list; ``''`` (matches nothing real) when empty."""
+    return ", ".join(quoted(v) for v in values) or "''"
+
+
+def case_sql(column: str, mapping: Mapping[str, float], default: str = "NULL") -> str:
+    """``CASE column WHEN 'k' THEN v … ELSE default END`` of a configured per-metric limit."""
+    if not mapping:
+        return default
+    whens = " ".join(f"WHEN {quoted(k)} THEN {float(v)!r}" for k, v in sorted(mapping.items()))
+    return f"CASE {column} {whens} ELSE {default} END"
+
+
+def join_on(left: str, right: str, keys: Sequence[str]) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
+
+
+# ------------------------------------------------------------------------------------------- completeness
+def interval_ctes(src: str, keys: Sequence[str]) -> str:
+    """CTEs ``md`` and ``iv``: the expected interval (``interval_ms``) of each series of ``src`` per ``keys``.
+
+    ``src`` has the reading columns plus ``step_ms`` (since the series' previous reading). An aggregate's
+    interval is its window; a raw series' is its profile's declared interval, unless the series keeps a
+    cadence more than twice as fast (a device configured to report more often) or the profile declares none:
+    then the median step (which gaps do not move).
+    """
+    cols = ", ".join(f"s.{k}" for k in keys)
+    md_cols = ", ".join(f"md.{k}" for k in keys)
+    return f"""md AS (
+    SELECT {cols}, MIN(s.profile_ref) AS profile_ref,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY s.step_ms) AS median_ms
+    FROM {src} s WHERE s.step_ms > 0 GROUP BY {cols}
+), iv AS (
+    SELECT {md_cols}, CASE
+        WHEN md.agg_code <> 'raw' AND md.window_s > 0 THEN CAST(md.window_s AS {F8}) * 1000
+        WHEN pm.interval_s IS NOT NULL AND md.median_ms >= pm.interval_s * 500 THEN pm.interval_s * 1000
+        ELSE md.median_ms END AS interval_ms
+    FROM md LEFT JOIN dim_iot_profile_metric pm ON pm.profile_ref = md.profile_ref
+        AND pm.metric_code = md.metric_code
+)"""
+
+
+def is_gap(cfg: QualityConfig, step: str, interval: str) -> str:
+    """A step longer than gap_factor x the expected interval is a gap."""
+    return f"{interval} > 0 AND {step} > {cfg.gap_factor!r} * {interval}"
+
+
+def gap_missing(step: str, interval: str) -> str:
+    """Readings a gap misses: ``round(step / interval) - 1``."""
+    return f"CAST(ROUND(CAST({step} AS {F8}) / {interval}) AS BIGINT) - 1"
+
+
+# --------------------------------------------------------------------------------------------- timeliness
+def is_timely(cfg: QualityConfig, lag: str) -> str:
+    """A reading whose ODS batch arrived within target_s of its measurement."""
+    return f"{lag} <= {int(cfg.timely_target_s * 1000)}"
+
+
+# ----------------------------------------------------------------------------------------------- accuracy
+def is_out_of_range(flag: str) -> str:
+    return f"({flag} & {Q_OUT_OF_RANGE}) <> 0"
+
+
+def is_spike(cfg: QualityConfig, a: str, delta: str, step: str) -> str:
+    """A raw reading of ``a`` that changed faster than max_rate_per_min[metric] x max(step minutes, 1)."""
+    return (f"{a}.agg_code = 'raw' AND {delta} IS NOT NULL AND ABS({delta}) > "
+            f"{case_sql(f'{a}.metric_code', cfg.max_rate_per_min)} * GREATEST(CAST({step} AS {F8}) / 60000.0, 1.0)")
+
+
+def run_windows(cfg: QualityConfig, a: str, partition: str) -> str:
+    """Window columns ``run_n, run_min, run_max`` over the stuck_samples readings ending at each one."""
+    frame = f"{partition} ROWS BETWEEN {cfg.stuck_samples - 1} PRECEDING AND CURRENT ROW"
+    return (f"COUNT({a}.value) OVER ({frame}) AS run_n, MIN({a}.value) OVER ({frame}) AS run_min, "
+            f"MAX({a}.value) OVER ({frame}) AS run_max")
+
+
+def is_stuck(cfg: QualityConfig, a: str) -> str:
+    """A reading of a listed metric that ends stuck_samples identical values (``run_windows`` of ``a``)."""
+    return (f"{a}.metric_code IN ({in_list(cfg.stuck_metrics)}) AND {a}.run_n = {cfg.stuck_samples} "
+            f"AND {a}.run_min = {a}.run_max")
+
+
+# -------------------------------------------------------------------------------------------- consistency
+def is_decrease(a: str, delta: str) -> str:
+    """A raw counter reading below the previous one (``a`` has metric_type from dim_iot_metric)."""
+    return f"{a}.metric_type = 'counter' AND {a}.agg_code = 'raw' AND {delta} < 0"
+
+
+def is_clock_skew(flag: str) -> str:
+    return f"({flag} & {Q_CLOCK_SKEW}) <> 0"
+
+
+def used_for_room(a: str) -> str:
+    """Readings that enter the room comparison: placed, valued, in range, raw or mean."""
+    return (f"{a}.room_id IS NOT NULL AND {a}.value IS NOT NULL AND ({a}.quality_flag & {Q_OUT_OF_RANGE}) = 0 "
+            f"AND {a}.agg_code IN ('raw', 'mean')")
+
+
+def room_disagreement_ctes(cfg: QualityConfig, src: str) -> str:
+    """CTEs ``m``, ``o``, ``x``: device-hours of ``src`` whose mean is off their room's reference.
+
+    The reference is the room's authoritative device for the metric when it reported that hour (it is not
+    judged itself), else the mean of the room's other sensors (at least two devices). ``x`` has per off
+    device-hour: ``v`` (its mean), ``n`` (its readings), ``ref_v``, ``ref_device_id`` (the authoritative one,
+    when it was the reference) and ``tol`` (consistency.room_tolerance of the metric).
+    """
+    return f"""m AS (
+    SELECT r.room_id, r.metric_code, r.hour_ms, r.device_id, AVG(r.value) AS v, COUNT(*) AS n,
+        MAX(CASE WHEN x.device_id IS NULL THEN 0 ELSE 1 END) AS is_auth
+    FROM {src} r
+    LEFT JOIN dim_iot_authority x ON x.device_id = r.device_id AND x.metric_code = r.metric_code
+    WHERE {used_for_room("r")}
+    GROUP BY r.room_id, r.metric_code, r.hour_ms, r.device_id
+), o AS (
+    SELECT m.*, SUM(m.v) OVER ({ROOM_HOUR}) AS v_sum, COUNT(*) OVER ({ROOM_HOUR}) AS dev_n,
+        MAX(CASE WHEN m.is_auth = 1 THEN m.v END) OVER ({ROOM_HOUR}) AS v_auth,
+        MAX(CASE WHEN m.is_auth = 1 THEN m.device_id END) OVER ({ROOM_HOUR}) AS auth_id,
+        {case_sql("m.metric_code", cfg.room_tolerance)} AS tol
+    FROM m
+), x AS MATERIALIZED (  -- small; without statistics PostgreSQL would recompute it per reading
+    SELECT o.room_id, o.metric_code, o.hour_ms, o.device_id, o.v, o.n, o.tol,
+        CASE WHEN o.v_auth IS NOT NULL THEN o.v_auth ELSE (o.v_sum - o.v) / (o.dev_n - 1) END AS ref_v,
+        CASE WHEN o.v_auth IS NOT NULL THEN o.auth_id END AS ref_device_id
+    FROM o
+    WHERE o.tol IS NOT NULL AND o.is_auth = 0 AND CASE
+        WHEN o.v_auth IS NOT NULL THEN ABS(o.v - o.v_auth) > o.tol
+        ELSE o.dev_n >= 2 AND ABS(o.v - (o.v_sum - o.v) / (o.dev_n - 1)) > o.tol END
+)"""
+
+
+def submeter_ctes(src: str, delta: str) -> str:
+    """CTEs ``e`` (kWh per energy meter and hour: the positive deltas, and its readings ``n``) and ``subs``
+    (per main meter and hour: its sub-meters' summed kWh, from dim_iot_device.parent_device_id).
+
+    ``src`` (alias ``er`` inside) holds raw energy readings and ``delta`` is the change since the previous one.
+    """
+    return f"""e AS (
+    SELECT er.device_id, er.hour_ms, COUNT(*) AS n,
+        SUM(CASE WHEN {delta} > 0 THEN {delta} ELSE 0 END) AS kwh
+    FROM {src} er
+    WHERE er.metric_code = {quoted(ENERGY_METRIC)} AND er.agg_code = 'raw'
+    GROUP BY er.device_id, er.hour_ms
+), subs AS (
+    SELECT d.parent_device_id AS main_id, e.hour_ms, SUM(e.kwh) AS kwh
+    FROM e JOIN dim_iot_device d ON d.device_id = e.device_id AND d.is_current
+    WHERE d.parent_device_id IS NOT NULL
+    GROUP BY d.parent_device_id, e.hour_ms
+)"""
+
+
+def submeter_limit(cfg: QualityConfig) -> str:
+    """The mismatch a main meter's hour may have with its sub-meters' sum (``e`` of ``submeter_ctes``)."""
+    return f"{float(cfg.submeter_tolerance)!r} * e.kwh + 0.01"
+
+
+def is_submeter_mismatch(cfg: QualityConfig) -> str:
+    return f"ABS(subs.kwh - e.kwh) > {submeter_limit(cfg)}"
