@@ -109,7 +109,7 @@ class StatusBuilder:
             "devices_online": s["devices"]["tracked"] - s["devices"]["silent"],
             "devices_silent": s["devices"]["silent"],
             "silent_devices": [x["device"] for x in s["devices"]["silent_list"]],
-            "quarantined_by_reason": s["quarantined_by_reason"], "evicted": s["evicted"],
+            "quarantined_by_reason": s["quarantined_by_reason"], "evicted": s["evicted"], "late": s["late"],
             "back_pressure": s["disk"]["back_pressure"], "disk_used_ratio": s["disk"]["used_ratio"],
             "profiles": s["profiles"]["versions"],
         }

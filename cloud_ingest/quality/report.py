@@ -21,6 +21,7 @@ from urllib.parse import quote
 from cloud_ingest.quality.config import DIMENSIONS
 from cloud_ingest.quality.evidence import Evidence, evidence
 from cloud_ingest.quality.findings import Queryable
+from cloud_ingest.warehouse.transforms.quality_losses import TABLE as LOSS_TABLE
 
 WORST_N = 10  # rows in the worst-devices / worst-rooms tables; more is noise on a large campus
 PERIODS = ("day",)
@@ -94,7 +95,10 @@ def build_report(wh: Queryable, period: str = "day", *, campus_id: str | None = 
         "worst_rooms": _rows(wh, f"SELECT scope_id AS room_id, dt, quality_score, {rates} FROM dws_qlt_scope_1d"
                                  f"{w_room} ORDER BY quality_score, scope_id, dt LIMIT {WORST_N}", p_room),
         "timeliness": _rows(wh, "SELECT scope_id AS campus_id, dt, reading_cnt, reading_cnt - timely_cnt AS late_cnt, "
-                                f"{LAG_COLUMNS} FROM dws_qlt_scope_1d{w_hourly} ORDER BY scope_id, dt", p_hourly),
+                                f"COALESCE((SELECT SUM(l.loss_cnt) FROM {LOSS_TABLE} l WHERE l.campus_id = s.scope_id "
+                                "AND l.dt = s.dt AND l.cause_code = 'late' AND l.reason_code = 'too_late'), 0) "
+                                f"AS edge_late_cnt, {LAG_COLUMNS} FROM dws_qlt_scope_1d s{w_hourly} "
+                                "ORDER BY scope_id, dt", p_hourly),
         "gaps": _rows(wh, "SELECT device_id, hour_ms, gap_cnt, gap_max_ms, expected_cnt - reading_cnt AS missing_cnt "
                           f"FROM dws_qlt_device_1h{w_gap} ORDER BY hour_ms, device_id", p_gap),
         "findings": findings,
@@ -204,7 +208,8 @@ def render_html(report: dict[str, Any], evidence_by_id: Mapping[str, Evidence] |
         + "<h2>Trend per dimension (days)</h2>" + _trend_svg(report["campus"])
         + "<h2>Trend per dimension (hours)</h2>" + _trend_svg(report["campus_hourly"], "hour_ms")
         + "<h2>Timeliness: lag from measurement to ODS and to DWD (ms; worst device's p95)</h2>"
-        + _table(report["timeliness"], ["campus_id", "dt", "reading_cnt", "late_cnt", *LAG_COLUMNS.split(", ")])
+        + _table(report["timeliness"], ["campus_id", "dt", "reading_cnt", "late_cnt", "edge_late_cnt",
+                                       *LAG_COLUMNS.split(", ")])
         + "<h2>Worst devices</h2>" + _table(report["worst_devices"], ["device_id", "dt", "quality_score", *rate_cols])
         + "<h2>Worst rooms</h2>" + _table(report["worst_rooms"], ["room_id", "dt", "quality_score", *rate_cols])
         + "<h2>Gap timeline</h2>" + _gap_svg(report["gaps"])

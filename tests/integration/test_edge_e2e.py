@@ -7,6 +7,7 @@ it) must reach the warehouse; duplicates may appear only through redelivery and 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from pathlib import Path
@@ -60,6 +61,12 @@ def test_publish_to_warehouse_with_endpoints(broker: Broker, cloud, tmp_path: Pa
             "Authorization": f"Bearer {GATEWAYS['gw-a']}"}).json()["state"] == "online", 10), fleet.text
         assert edge.stop(signal.SIGTERM) == 0
     assert landed(wh) == (300, 300)  # no duplicates without a crash
+    # the stored heartbeats carry the edge's cumulative counters the quality transforms count from
+    hb = json.loads(wh.query("SELECT heartbeat_json FROM ods_iot_heartbeat_di ORDER BY received_ms DESC LIMIT 1",
+                             ())[1][0][0])
+    assert isinstance(hb["quarantined_by_reason"], dict)
+    assert isinstance(hb["late"], dict)
+    assert isinstance(hb["evicted"], dict)
 
 
 @pytest.mark.slow

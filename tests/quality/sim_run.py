@@ -36,6 +36,7 @@ class SimRun:
     late_readings: int = 0  # readings in batches received LATE_MS after they were cut
     quarantined: Counter[str] = field(default_factory=Counter)  # decoder quarantine reason → messages
     malformed_quarantined: int = 0  # messages with the malformed fault that the decoder quarantined
+    edge_too_late: int = 0  # the heartbeats' late.too_late counter (cumulative), last value sent
 
 
 def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: int = 7, mix: str = "zigbee2mqtt",
@@ -72,8 +73,10 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
         pending = []
 
     def heartbeat(now_ms: int) -> None:
+        out.edge_too_late = out.messages // 1000  # a made-up cumulative edge counter: the report must show it
         body = {"gateway": GATEWAY, "sent_at_ms": now_ms, "interval_s": 30,
-                "quarantined_by_reason": dict(out.quarantined), "evicted": {}}
+                "quarantined_by_reason": dict(out.quarantined), "evicted": {},
+                "late": {"too_late": out.edge_too_late}}
         wh.land_heartbeat(GATEWAY, sent_ms=now_ms, received_ms=now_ms + 200, heartbeat_json=json.dumps(body))
 
     last = START_MS

@@ -118,6 +118,7 @@ def test_late_batches_lower_timeliness_by_their_share(tmp_path: Path) -> None:
     assert shown["late_cnt"] == run.late_readings
     assert shown["lag_max_ms"] == c["lag_max_ms"]
     assert shown["dwd_lag_max_ms"] >= shown["lag_max_ms"]  # DWD is loaded after ODS
+    assert shown["edge_late_cnt"] == run.edge_too_late > 0  # the edge's own late data, from its heartbeats
 
 
 def test_malformed_messages_lower_validity_through_the_heartbeat_counters(tmp_path: Path) -> None:

@@ -30,6 +30,12 @@ def test_first_heartbeat_ever_counts_from_zero_and_bad_bodies_are_ignored() -> N
     assert day_increases([_hb({"bad_json": -1, "x": True})], None) == {}  # type: ignore[dict-item]
 
 
+def test_late_data_counters_are_a_cause_but_not_a_loss() -> None:
+    day = [json.dumps({"late": {"too_late": 4, "forced_early": 1}}), json.dumps({"late": {"too_late": 9}})]
+    assert day_increases(day, None) == {("late", "too_late"): 9, ("late", "forced_early"): 1}
+    assert not is_loss("late", "too_late")
+
+
 def test_only_unsent_evictions_and_quarantines_are_losses() -> None:
     assert is_loss("quarantine", "bad_json")
     assert is_loss("evict", "raw_unsent.readings")

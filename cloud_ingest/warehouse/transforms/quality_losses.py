@@ -1,4 +1,4 @@
-"""Heartbeats (ODS) → what each gateway quarantined and evicted per campus day (``dws_qlt_gateway_loss_1d``).
+"""Heartbeats (ODS) → what each gateway quarantined, evicted and got late per campus day (``dws_qlt_gateway_loss_1d``).
 
 Quarantined messages never reach the warehouse and evicted rows never reach it either; the edge counts both
 in persisted cumulative counters that every heartbeat carries (``quarantined_by_reason``: reason → messages;
@@ -6,7 +6,9 @@ in persisted cumulative counters that every heartbeat carries (``quarantined_by_
 increases between consecutive heartbeats received that day, starting from the last heartbeat before the day
 (none: from zero). A decrease means the counters restarted (a new buffer file): the new value is the
 increase. Cause ``quarantine`` rows count messages, ``evict`` rows count buffer rows; the eviction classes that
-lose acknowledged data are the ``*_unsent`` ones (docs/buffer.md), ``LOSS_CLASSES`` below.
+lose acknowledged data are the ``*_unsent`` ones (docs/buffer.md), ``LOSS_CLASSES`` below. Cause ``late`` rows
+count the edge's late data (``late``: ``too_late`` readings for a window already emitted — their raw rows
+still upload — and ``forced_early`` windows): timeliness causes, not losses.
 
 The counting is in Python: a campus day has a few thousand heartbeats per gateway, and JSON functions differ
 between DuckDB and PostgreSQL.
@@ -26,7 +28,7 @@ from cloud_ingest.warehouse.transforms.common import DAY_INPUTS, DAY_MS, EPOCH, 
 
 DAYS = "tmp_qlt_hb_days"
 TABLE = "dws_qlt_gateway_loss_1d"
-CAUSES = {"quarantine": "quarantined_by_reason", "evict": "evicted"}  # cause_code → heartbeat field
+CAUSES = {"quarantine": "quarantined_by_reason", "evict": "evicted", "late": "late"}  # cause_code → heartbeat field
 LOSS_CLASSES = ("raw_unsent", "aggregate_unsent", "event_unsent", "alarm_unsent")  # eviction of unsent data
 
 
