@@ -68,12 +68,15 @@ def _seed_fleet(warehouse: WarehouseLike, store: InMemoryFleetStore) -> None:
 
 
 def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: TokenStore | None = None,
-               fleet_store: FleetStore | None = None, clock_ms: Callable[[], int] = wall_clock_ms) -> FastAPI:
+               fleet_store: FleetStore | None = None, clock_ms: Callable[[], int] = wall_clock_ms,
+               on_landed: Callable[[], None] | None = None) -> FastAPI:
     """Build the API around an open ``warehouse`` (the caller opens and closes it).
 
     ``tokens`` defaults to ``TokenStore.from_file(settings.tokens_file)``; ``fleet_store`` to an in-memory
     store seeded with each gateway's last upload from the warehouse at startup; ``clock_ms`` returns epoch
-    milliseconds (tests inject one). Raises ``SettingsError`` / ``TokenFileError`` before serving anything.
+    milliseconds (tests inject one); ``on_landed`` is called (on the event loop, so it must be quick) after
+    each batch newly stored in ODS, e.g. ``TransformSchedule.landed`` to move it on to DWD soon.
+    Raises ``SettingsError`` / ``TokenFileError`` before serving anything.
     """
     if tokens is None:
         if settings.tokens_file is None:
@@ -85,7 +88,7 @@ def create_app(settings: ApiSettings, warehouse: WarehouseLike, *, tokens: Token
     landing = Gate("landing", settings.max_in_flight, settings.queue_wait_s)
     ctx = ApiContext(settings=settings, warehouse=warehouse, tokens=tokens, metrics=metrics,
                      admission=admission, landing=landing, fleet=fleet_store or InMemoryFleetStore(),
-                     clock_ms=clock_ms)
+                     clock_ms=clock_ms, on_landed=on_landed)
     metrics.admitted.set_function(lambda: admission.holders)
     metrics.in_flight.set_function(lambda: landing.holders)
     metrics.waiting.set_function(lambda: landing.waiting)

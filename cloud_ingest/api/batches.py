@@ -194,6 +194,8 @@ async def _answer(ctx: ApiContext, batch: Batch, result: LandResult, seconds: fl
     else:
         ctx.metrics.readings.inc(result.readings)
         ctx.metrics.events.inc(result.events)
+        if ctx.on_landed is not None:
+            ctx.on_landed()
         status_code = 201
     if _LOGGER.isEnabledFor(logging.DEBUG):
         _LOGGER.debug("batch %s/%s %s (%d readings) in %.1f ms", gw, seq, result.status, result.readings,

@@ -58,6 +58,7 @@ class ApiContext:
     landing: Gate  # decodes + landings running
     fleet: FleetStore
     clock_ms: Callable[[], int]
+    on_landed: Callable[[], None] | None = None  # called after each batch stored (the transform schedule)
 
 
 def context(request: Request) -> ApiContext:

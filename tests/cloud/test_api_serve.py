@@ -21,7 +21,7 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_help() -> None:
     out = _serve("--help")
     assert out.returncode == 0
-    for flag in ("--warehouse", "--tokens", "--host", "--port", "--config", "--transform-every"):
+    for flag in ("--warehouse", "--tokens", "--host", "--port", "--config", "--transform-every", "--dwd-every"):
         assert flag in out.stdout
 
 
