@@ -14,19 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import anyio
 from fastapi import APIRouter, Query, Request
 
 from cloud_ingest.api.auth import Principal
 from cloud_ingest.api.context import authenticate, context
 from cloud_ingest.api.errors import Problem
 from cloud_ingest.api.models import ERROR_RESPONSES
+from cloud_ingest.api.reads import CampusParam, FromParam, ToParam, day, in_warehouse, refuse_repeated
 from cloud_ingest.governance import columns_hidden, columns_visible
 from cloud_ingest.governance.classification import table_level
-from cloud_ingest.warehouse.errors import WarehouseError
 from cloud_ingest.warehouse.schema import Schema, load_schema
 
 T = TypeVar("T")
@@ -52,16 +50,6 @@ def _ads_tables(schema: Schema) -> dict[str, Any]:
     return {t.name: t for t in schema.by_tier("ads")}
 
 
-async def _warehouse(request: Request, fn: Callable[[], T]) -> T:
-    """Run ``fn`` (a query or the audit row) in a thread; a warehouse failure is a 503, not a 500."""
-    try:
-        return await anyio.to_thread.run_sync(fn)
-    except WarehouseError as exc:
-        _LOGGER.warning("ads %s: warehouse failed: %s", request.url.path, exc)
-        raise Problem(503, "warehouse_unavailable", f"the warehouse failed: {type(exc).__name__}; retry",
-                      headers={"Retry-After": str(context(request).settings.retry_after_s)}) from exc
-
-
 @router.get("/v1/ads", summary="ADS indicator tables this reader may read", responses=_LIST_ERRORS)
 async def list_ads(request: Request) -> dict[str, Any]:
     who = require_reader(request)
@@ -78,11 +66,12 @@ async def list_ads(request: Request) -> dict[str, Any]:
 
 @router.get("/v1/ads/{table}", summary="Rows of one ADS indicator table (columns filtered by role)",
             responses=_READ_ERRORS)
-async def read_ads(request: Request, table: str, campus_id: str | None = None,
-                   date_from: Annotated[dt.date | None, Query(alias="from")] = None,
-                   date_to: Annotated[dt.date | None, Query(alias="to")] = None,
+async def read_ads(request: Request, table: str, campus_id: CampusParam = None, date_from: FromParam = None,
+                   date_to: ToParam = None,
                    limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000) -> dict[str, Any]:
     who = require_reader(request)
+    refuse_repeated(request)
+    day_from, day_to = day(date_from, "from"), day(date_to, "to")
     role = who.access_role or ""
     schema = load_schema()
     tables = _ads_tables(schema)
@@ -97,20 +86,20 @@ async def read_ads(request: Request, table: str, campus_id: str | None = None,
     if campus_id is not None and "campus_id" in names:
         where.append("campus_id = ?")
         params.append(campus_id)
-    if date_from is not None and "dt" in names:
+    if day_from is not None and "dt" in names:
         where.append("dt >= ?")
-        params.append(date_from)
-    if date_to is not None and "dt" in names:
+        params.append(day_from)
+    if day_to is not None and "dt" in names:
         where.append("dt <= ?")
-        params.append(date_to)
+        params.append(day_to)
     order = ", ".join(c for c in ("campus_id", "dt") if c in names) or visible[0]
     sql = (f"SELECT {', '.join(visible)} FROM {table}"  # names come from the schema, never from the request
            + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {order} LIMIT {int(limit)}")
     ctx = context(request)
-    columns, rows = await _warehouse(request, lambda: ctx.warehouse.query(sql, tuple(params)))
-    filters = json.dumps({"campus_id": campus_id, "from": str(date_from) if date_from else None,
-                          "to": str(date_to) if date_to else None, "limit": limit, "columns": list(visible)})
-    await _warehouse(request, lambda: ctx.warehouse.record_access(
+    columns, rows = await in_warehouse(request, lambda: ctx.warehouse.query(sql, tuple(params)))
+    filters = json.dumps({"campus_id": campus_id, "from": date_from, "to": date_to, "limit": limit,
+                          "columns": list(visible)})
+    await in_warehouse(request, lambda: ctx.warehouse.record_access(
         consumer=who.name, role=role, table=table, filters=filters, rows=len(rows)))
     return {"table": table, "role": role, "columns": columns,
             "hidden_columns": list(columns_hidden(role, table, schema=schema)),

@@ -19,14 +19,11 @@ Finding ids contain ``/`` when a device id does: the path parameter takes the re
 
 from __future__ import annotations
 
-import datetime
 import functools
 import json
 import logging
-from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,11 +33,11 @@ from cloud_ingest.api.auth import Principal
 from cloud_ingest.api.context import context, read_json_model
 from cloud_ingest.api.errors import Problem
 from cloud_ingest.api.models import ERROR_RESPONSES
+from cloud_ingest.api.reads import CampusParam, FromParam, ToParam, day, in_warehouse, refuse_repeated
 from cloud_ingest.governance.classification import can_read
 from cloud_ingest.quality.evidence import COLUMNS, DEFAULT_LIMIT, MAX_LIMIT, evidence_for, finding_ref
 from cloud_ingest.quality.findings import FINDING_COLUMNS, FindingError, Maintainable, finding_rows, set_status
 from cloud_ingest.quality.report import build_report, evidence_path, report_json, report_schema
-from cloud_ingest.warehouse.errors import WarehouseError
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
 
 _LOGGER = logging.getLogger(__name__)
@@ -56,7 +53,6 @@ REPORT_TABLE, FINDING_TABLE = "ads_qlt_campus_score_1d", "meta_qlt_finding_cur" 
 # tables read by these routes (READ_LEVEL must cover every column of them)
 READ_TABLES = (REPORT_TABLE, "dws_qlt_scope_1d", "dws_qlt_scope_1h", "dws_qlt_device_1h", "dws_qlt_device_1d",
                FINDING_TABLE, *PROCESS_TABLES.values(), "ods_iot_reading_di", "ods_iot_batch_di", "dim_iot_metric")
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 
 Scope = Literal["device", "room", "building", "gateway", "campus"]
 Dimension = Literal["completeness", "timeliness", "uniqueness", "accuracy", "consistency", "validity"]
@@ -145,10 +141,7 @@ def _quality_reader(request: Request) -> Principal:
     if not can_read(who.access_role or "", READ_LEVEL):
         raise Problem(403, "level_too_high", f"role {who.access_role} may not read quality data ({READ_LEVEL}: "
                       "analyst, data_steward or security_admin)", field="Authorization")
-    for name in request.query_params:  # a repeated parameter is not one value: refuse, do not pick one
-        if len(request.query_params.getlist(name)) > 1:
-            raise Problem(400, "bad_request", f"query parameter {name[:40]!r} is given more than once",
-                          field=f"query.{name[:40]}")
+    refuse_repeated(request)
     return who
 
 
@@ -158,44 +151,15 @@ def _check_id(finding_id: str) -> None:
                       field="finding_id")
 
 
-async def _warehouse(request: Request, fn: Callable[[], T]) -> T:
-    """Run ``fn`` (warehouse work) in a thread; a warehouse failure is a 503, not a 500."""
-    try:
-        return await anyio.to_thread.run_sync(fn)
-    except WarehouseError as exc:
-        _LOGGER.warning("quality %s: warehouse failed: %s", request.url.path, exc)
-        raise Problem(503, "warehouse_unavailable", f"the warehouse failed: {type(exc).__name__}; retry",
-                      headers={"Retry-After": str(context(request).settings.retry_after_s)}) from exc
-
-
 async def _audit(request: Request, who: Principal, table: str, filters: dict[str, Any], rows: int) -> None:
     wh = context(request).warehouse
     text = json.dumps(filters, default=str)
-    await _warehouse(request, lambda: wh.record_access(consumer=who.name, role=who.access_role or "", table=table,
+    await in_warehouse(request, lambda: wh.record_access(consumer=who.name, role=who.access_role or "", table=table,
                                                        filters=text, rows=rows))
 
 
 def _finding_out(row: dict[str, Any]) -> FindingOut:
     return FindingOut(**row, evidence=evidence_path(str(row["finding_id"])))
-
-
-CampusParam = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_NO_CONTROL,
-                                          description="Only this campus")]
-# dates as YYYY-MM-DD text, parsed here: a date type would also take a number (as a Unix time)
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-FromParam = Annotated[str | None, Query(alias="from", pattern=_DATE, description="First local day (YYYY-MM-DD)",
-                                        json_schema_extra={"format": "date"})]
-ToParam = Annotated[str | None, Query(alias="to", pattern=_DATE, description="Last local day (YYYY-MM-DD)",
-                                      json_schema_extra={"format": "date"})]
-
-
-def _day(text: str | None, name: str) -> datetime.date | None:
-    if text is None:
-        return None
-    try:
-        return datetime.date.fromisoformat(text)
-    except ValueError as exc:
-        raise Problem(400, "bad_request", f"{text[:20]!r} is not a calendar day", field=f"query.{name}") from exc
 
 
 @router.get("/v1/quality/report", summary="The data-quality report (the same JSON as quality.json)",
@@ -205,8 +169,8 @@ async def get_report(request: Request, period: Literal["day"] = "day", campus_id
     """What ``campus-cloud quality report`` writes to quality.json, narrowed to a campus and days if asked."""
     who = _quality_reader(request)
     wh = context(request).warehouse
-    day_from, day_to = _day(date_from, "from"), _day(date_to, "to")
-    report = await _warehouse(request, lambda: build_report(wh, period, campus_id=campus_id, date_from=day_from,
+    day_from, day_to = day(date_from, "from"), day(date_to, "to")
+    report = await in_warehouse(request, lambda: build_report(wh, period, campus_id=campus_id, date_from=day_from,
                                                             date_to=day_to))
     rows = sum(len(v) for k, v in report.items() if isinstance(v, list) and k != "dimensions")
     await _audit(request, who, REPORT_TABLE, {"route": "/v1/quality/report", "campus_id": campus_id,
@@ -223,8 +187,8 @@ async def get_findings(request: Request, status: Status | None = None, campus_id
     """Findings (one per scope-day-dimension below its threshold) with their status and evidence link."""
     who = _quality_reader(request)
     wh = context(request).warehouse
-    day_from, day_to = _day(date_from, "from"), _day(date_to, "to")
-    rows = await _warehouse(request, lambda: finding_rows(wh, status=status, campus_id=campus_id,
+    day_from, day_to = day(date_from, "from"), day(date_to, "to")
+    rows = await in_warehouse(request, lambda: finding_rows(wh, status=status, campus_id=campus_id,
                                                           date_from=day_from, date_to=day_to, limit=limit))
     await _audit(request, who, FINDING_TABLE, {"route": "/v1/quality/findings", "campus_id": campus_id,
                                                "from": date_from, "to": date_to, "limit": limit, "status": status,
@@ -241,10 +205,10 @@ async def get_evidence(request: Request, finding_id: str,
     _check_id(finding_id)
     wh = context(request).warehouse
     try:
-        ref = await _warehouse(request, lambda: finding_ref(wh, finding_id))
+        ref = await in_warehouse(request, lambda: finding_ref(wh, finding_id))
     except FindingError as exc:
         raise Problem(404, "unknown_finding", str(exc)[:200], field="finding_id") from exc
-    ev = await _warehouse(request, lambda: evidence_for(wh, ref, limit=limit))
+    ev = await in_warehouse(request, lambda: evidence_for(wh, ref, limit=limit))
     sources = [*PROCESS_TABLES.values(), *{"timeliness": ["ods_iot_batch_di"],
                                            "uniqueness": ["ods_iot_reading_di"]}.get(ref.dimension_code, [])]
     await _audit(request, who, FINDING_TABLE, {"route": "/v1/quality/findings/{id}/evidence",
@@ -273,13 +237,13 @@ async def post_finding_status(request: Request, finding_id: str) -> FindingOut:
         raise Problem(503, "read_only_warehouse", "this API's warehouse cannot change findings",
                       headers={"Retry-After": str(ctx.settings.retry_after_s)})
     try:
-        await _warehouse(request, lambda: set_status(wh, finding_id, change.status, change.note,
+        await in_warehouse(request, lambda: set_status(wh, finding_id, change.status, change.note,
                                                      now_ms=ctx.clock_ms()))
     except FindingError as exc:
         raise Problem(404, "unknown_finding", str(exc)[:200], field="finding_id") from exc
     _LOGGER.info("finding %s set to %s by %s", finding_id[:200], change.status, who.name,
                  extra={"reader": who.name, "status": change.status})
-    rows = await _warehouse(request, lambda: finding_rows(wh, finding_id=finding_id))
+    rows = await in_warehouse(request, lambda: finding_rows(wh, finding_id=finding_id))
     if not rows:  # deleted between the update and the read (a transform refreshed it): say so
         raise Problem(404, "unknown_finding", f"no finding {finding_id[:200]!r}", field="finding_id")
     return _finding_out(rows[0])

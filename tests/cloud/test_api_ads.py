@@ -95,6 +95,18 @@ def test_refusals(api, wh: Warehouse) -> None:  # type: ignore[no-untyped-def]
     assert wh.query("SELECT count(*) FROM ads_iot_online_rate_1d", ())[1][0][0] >= 0  # still there
 
 
+@pytest.mark.parametrize(("query", "field"), [
+    ("from=2024-01-01&from=2025-01-01", "query.from"),  # a repeated parameter: no value is picked
+    ("campus_id=a&campus_id=b", "query.campus_id"),
+    ("from=1700000000", "query.from"),  # a number is not a day (a date type would take it as Unix time)
+    ("to=2024-02-30", "query.to"),  # the right shape, but no such day
+])
+def test_ads_filters_are_one_calendar_day_each(api, query: str, field: str) -> None:  # type: ignore[no-untyped-def]
+    r = httpx.get(f"{api.url}/v1/ads/ads_iot_online_rate_1d?{query}", headers=auth("dash"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["field"] == field
+
+
 def test_reader_tokens_file_errors(tmp_path: Path) -> None:
     from cloud_ingest.api.errors import TokenFileError
 
