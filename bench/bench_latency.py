@@ -3,10 +3,12 @@
 Everything real, over loopback: Mosquitto; ``campus-edge run`` (a subprocess) configured for raw upload — a
 copy of the shipped profiles with every ``reduction`` set to ``mode: raw``, so nothing waits for a window —
 and ``upload.batch_max_age_s = 1`` (the default: the daemon cuts what is committed into a batch every second);
-``campus-cloud serve`` (a subprocess) on a DuckDB file, with its own transform schedule
-(``--transform-every``). DWD is filled only by that schedule: the service lands batches in ODS as they
-arrive and runs the whole transform DAG (DWD, DIM date, DWS, ADS, quality) every N seconds, one run at a
-time (a run still going when the next is due is skipped). So DWD latency is measured per cadence.
+``campus-cloud serve`` (a subprocess) on a DuckDB file, with its own transform schedule. DWD is filled only
+by that schedule: the service lands batches in ODS as they arrive, moves what landed on to DWD every
+``--dwd-every`` seconds (default 2; only when a batch was stored since) and runs the whole transform DAG
+(DWD, DIM date, DWS, ADS, quality) every ``--transform-every`` seconds (default 60), one run at a time. So
+DWD latency is measured per schedule: ``default`` (no schedule options: what a deployment gets) and
+``T/D`` (``--transform-every T --dwd-every D``; ``60/0`` is the service before the DWD step existed).
 
 A publisher process sends Zigbee2MQTT messages (5 readings each) at QoS 1 at a fixed rate (default 200
 msgs/s, the ``campus-sim`` default) round-robin over 100 devices. Each message carries its publish time
@@ -24,10 +26,10 @@ the message in ODS and DWD. Times:
   a read-only open from another process is refused) and the service has no read API for DWD, so the file is
   read after the service stopped.
 
-Messages of the first ``--warmup`` seconds are excluded. p50/p95/p99/max per cadence; one run per cadence
+Messages of the first ``--warmup`` seconds are excluded. p50/p95/p99/max per schedule; one run per schedule
 (thousands of messages each). Target (issue 8): publish → DWD p99 < 5 s.
 
-    .venv/bin/python bench/bench_latency.py [--rate 200] [--duration 60] [--cadences 1,60] [--quick]
+    .venv/bin/python bench/bench_latency.py [--rate 200] [--duration 60] [--schedules default,60/0] [--quick]
 
 Prints a table and writes ``bench/results/latency.json``. Figures are printed, never asserted.
 """
@@ -62,6 +64,8 @@ from bench.common import (  # noqa: E402
     write_daemon_config,
     write_result,
 )
+from cloud_ingest.commands.serve import DEFAULT_DWD_EVERY_S, DEFAULT_TRANSFORM_EVERY_S  # noqa: E402
+from cloud_ingest.schedule import DWD_TRANSFORMS  # noqa: E402
 from tests.support.procs import running_broker  # noqa: E402
 
 TARGET_P99_S = 5.0
@@ -167,12 +171,24 @@ class _LandedPoller:
         self._thread.join(10)
 
 
-def one_run(rate: float, duration_s: float, cadence_s: float, warmup_s: float) -> dict[str, Any]:
+def parse_schedule(text: str) -> tuple[str, float | None, float | None]:
+    """``default`` → the service's defaults (no options); ``T`` or ``T/D`` → --transform-every T [--dwd-every D]."""
+    if text == "default":
+        return text, None, None
+    every, _, dwd = text.partition("/")
+    return text, float(every), float(dwd) if dwd else None
+
+
+def one_run(rate: float, duration_s: float, schedule: tuple[str, float | None, float | None],
+            warmup_s: float) -> dict[str, Any]:
     ctx = spawn()
+    label, every, dwd_every = schedule
+    cadence_s = DEFAULT_TRANSFORM_EVERY_S if every is None else every
+    dwd_s = DEFAULT_DWD_EVERY_S if dwd_every is None else dwd_every
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp_s, \
             running_broker(Path(tmp_s) / "mqtt") as broker, contextlib.ExitStack() as stack:
         tmp = Path(tmp_s)
-        cloud = Cloud(tmp, transform_every_s=cadence_s)
+        cloud = Cloud(tmp, transform_every_s=every, dwd_every_s=dwd_every)
         stack.callback(cloud.stop)
         cloud.start()
         cfg, http_port = write_daemon_config(tmp, broker_port=broker.port, api_url=cloud.url,
@@ -199,8 +215,7 @@ def one_run(rate: float, duration_s: float, cadence_s: float, warmup_s: float) -
             pres = p_out.get(timeout=duration_s + 120)
             cpu1 = {"daemon": proc_cpu_s(daemon.pid), "cloud": proc_cpu_s(cloud.pid)}
             st = _wait_uploaded(daemon, pres["published"])
-            _, stored = cloud.landed()
-            _wait_dwd_covers(cloud, stored, cadence_s)
+            _wait_dwd_covers(cloud, cadence_s if cadence_s > 0 else 3600.0)
         b_stop.set()
         bare_got = b_out.get(timeout=60)
         daemon.stop()
@@ -213,7 +228,8 @@ def one_run(rate: float, duration_s: float, cadence_s: float, warmup_s: float) -
     dwd_lat = [(t - ts) / 1000 for ts, t in figures["dwd"] if ts >= t_cut]
     measured = sum(1 for _, ts, _ in bare_got if ts >= t_cut)
     return {
-        "cadence_s": cadence_s, "rate": rate, "duration_s": duration_s, "warmup_s": warmup_s,
+        "schedule": label, "cadence_s": cadence_s, "dwd_every_s": dwd_s, "rate": rate, "duration_s": duration_s,
+        "warmup_s": warmup_s,
         "published": pres["published"], "publisher_max_lag_s": pres["max_lag_s"], "measured_msgs": measured,
         "bare_received": len(bare_got), "in_ods": figures["n_ods"], "in_dwd": figures["n_dwd"],
         "daemon_messages": st["ingest"]["messages"], "daemon_quarantined": st["ingest"]["quarantined"],
@@ -239,16 +255,24 @@ def _wait_uploaded(daemon: Daemon, published: int) -> dict[str, Any]:
     raise TimeoutError(f"daemon did not upload everything within {DRAIN_TIMEOUT_S} s: {st.get('backlog')}")
 
 
-def _wait_dwd_covers(cloud: Cloud, stored_batches: int, cadence_s: float) -> None:
-    """Until the service's log shows a dwd_reading run up to the last stored batch's load id (or >= it)."""
+def _wait_dwd_covers(cloud: Cloud, cadence_s: float) -> None:
+    """Until the service's log shows a dwd_reading run up to the last stored batch's load id.
+
+    Batches and heartbeats draw their load ids from one sequence and nothing else lands in this run (no
+    duplicates, one gateway uploading one batch at a time), so every id stored so far is at most
+    stored batches + heartbeats, counted from ``/metrics`` once the daemon has uploaded everything. A
+    heartbeat landing after the last batch can hold the bound up until the next whole-DAG run."""
+    m = cloud.metrics()
+    need = (int(m.get('campus_ingest_batches_total{status="stored"}', 0))
+            + int(m.get("campus_ingest_heartbeats_total", 0)))
     deadline = time.monotonic() + 2 * cadence_s + 60
     while time.monotonic() < deadline:
-        his = [int(m.group(2)) for m in _DWD_LOG.finditer(cloud.log())]
-        if his and max(his) >= stored_batches:
+        his = [int(mt.group(2)) for mt in _DWD_LOG.finditer(cloud.log())]
+        if his and max(his) >= need:
             time.sleep(0.5)  # its commit and the scheduler's own log line
             return
         time.sleep(0.2)
-    raise TimeoutError(f"no dwd_reading run covered {stored_batches} batches: {cloud.log()[-2000:]}")
+    raise TimeoutError(f"no dwd_reading run covered load id {need}: {cloud.log()[-2000:]}")
 
 
 def _from_warehouse(cloud: Cloud, timeline: list[tuple[int, int]]) -> dict[str, Any]:
@@ -286,19 +310,32 @@ def _from_warehouse(cloud: Cloud, timeline: list[tuple[int, int]]) -> dict[str, 
 
 
 def _dag_runs(cloud: Cloud) -> dict[str, Any]:
-    """How often the service's transform runs reached DWD and how long a whole DAG run took (its run log)."""
+    """How often the service's transform runs reached DWD and how long they took (from its run log).
+
+    A run (one run id) that wrote only DWD transforms is a DWD-step run, any other a whole-DAG run. ``runs``
+    and ``interval_s``: every run that reached DWD; ``dag_s``: a whole-DAG run; ``dwd_step_s``: the
+    ``dwd_reading`` transform in any run."""
     con = cloud.connect_readonly()
     try:
         rows = con.execute("SELECT run_id, min(started_ms), sum(finished_ms - started_ms), "
-                           "max(CASE WHEN transform_name = 'dwd_reading' THEN finished_ms - started_ms END) "
+                           "max(CASE WHEN transform_name = 'dwd_reading' THEN finished_ms - started_ms END), "
+                           "list(transform_name) "
                            "FROM meta_etl_run_log GROUP BY run_id ORDER BY 2").fetchall()
     finally:
         con.close()
-    starts = [int(r[1]) for r in rows]
+    dwd_only = [r for r in rows if set(r[4]) <= set(DWD_TRANSFORMS)]
+    dag = [r for r in rows if not set(r[4]) <= set(DWD_TRANSFORMS)]
+    starts = [int(r[1]) for r in rows if r[3] is not None]
     gaps = [(b - a) / 1000 for a, b in itertools.pairwise(starts)]
-    return {"runs": len(rows), "interval_s": percentiles(gaps, (50,)),
-            "dag_s": percentiles([int(r[2]) / 1000 for r in rows], (50,)),
+    return {"runs": len(rows), "dag_runs": len(dag), "dwd_step_runs": len(dwd_only),
+            "interval_s": percentiles(gaps, (50,)),
+            "dag_s": percentiles([int(r[2]) / 1000 for r in dag], (50,)),
             "dwd_step_s": percentiles([int(r[3]) / 1000 for r in rows if r[3] is not None], (50,))}
+
+
+def _label(r: dict[str, Any]) -> str:
+    dwd = f"{r['dwd_every_s']:g} s" if r["dwd_every_s"] > 0 else "off"
+    return f"{r['schedule']}: {r['cadence_s']:g} s / {dwd}"
 
 
 def _join(p: Any) -> None:
@@ -314,23 +351,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=200.0, help="messages per second (default 200)")
     ap.add_argument("--duration", type=float, default=60.0,
-                    help="seconds of publishing per cadence (default 60; at least 3 transform intervals are used)")
-    ap.add_argument("--cadences", default="1,60",
-                    help="the service's --transform-every values to run, comma-separated (default 1,60; 60 is "
-                         "the service default)")
+                    help="seconds of publishing per schedule (default 60; at least 3 intervals of its shorter job)")
+    ap.add_argument("--schedules", default="default",
+                    help="the service schedules to run, comma-separated: 'default' (no schedule options) or "
+                         "T[/D] for --transform-every T [--dwd-every D]; e.g. 'default,60/0,1/0' (default: default)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of messages excluded at the start (default 5)")
-    ap.add_argument("--quick", action="store_true", help="one short run at cadence 1 s (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="one short run at the default schedule (smoke test)")
     args = ap.parse_args()
-    cadences = [1.0] if args.quick else [float(x) for x in args.cadences.split(",") if x]
+    schedules = [parse_schedule(x) for x in (["default"] if args.quick else args.schedules.split(",")) if x]
     rate = 100.0 if args.quick else args.rate
     warmup = 1.0 if args.quick else args.warmup
     info = machine()
     runs = []
-    for cad in cadences:
-        duration = 6.0 if args.quick else max(args.duration, 3 * cad + warmup)
-        r = one_run(rate, duration, cad, warmup)
+    for sched in schedules:
+        first = min(c for c in (sched[1] if sched[1] is not None else DEFAULT_TRANSFORM_EVERY_S,
+                                sched[2] if sched[2] is not None else DEFAULT_DWD_EVERY_S, 3600.0) if c > 0)
+        duration = 6.0 if args.quick else max(args.duration, 3 * first + warmup)
+        r = one_run(rate, duration, sched, warmup)
         runs.append(r)
-        print(f"  cadence {cad:g} s: {r['published']} published, {r['in_ods']} in ODS, {r['in_dwd']} in DWD; "
+        print(f"  schedule {sched[0]}: {r['published']} published, {r['in_ods']} in ODS, {r['in_dwd']} in DWD; "
               f"DWD p99 {r['dwd_s']['p99']} s", flush=True)
     rows = []
     for r in runs:
@@ -340,14 +379,15 @@ def main() -> int:
             ratio = round(p["p99"] / r["bare_s"]["p99"], 1) if key != "bare_s" and p["p99"] and r["bare_s"]["p99"] \
                 else None
             met = ("yes" if p["p99"] is not None and p["p99"] < TARGET_P99_S else "NO") if key == "dwd_s" else None
-            rows.append([f"{name}", f"{r['cadence_s']:g} s", p["p50"], p["p95"], p["p99"], p["max"], ratio, met])
+            rows.append([f"{name}", _label(r), p["p50"], p["p95"], p["p99"], p["max"], ratio, met])
     print(f"\nend-to-end latency, seconds; {rate:g} msgs/s x {READINGS_PER_MSG} readings, raw upload, batch age 1 s; "
           f"target publish → DWD p99 < {TARGET_P99_S:g} s")
-    print(table(["path", "transform every", "p50", "p95", "p99", "max", "p99 / bare p99", "met?"], rows))
+    print(table(["path", "schedule (DAG / DWD every)", "p50", "p95", "p99", "max", "p99 / bare p99", "met?"], rows))
     for r in runs:
         d = r["dwd_runs"]
-        print(f"cadence {r['cadence_s']:g} s: {d['runs']} transform runs, interval p50 {d['interval_s']['p50']} s, "
-              f"whole DAG p50 {d['dag_s']['p50']} s (DWD step {d['dwd_step_s']['p50']} s); "
+        print(f"{_label(r)}: {d['dag_runs']} DAG + {d['dwd_step_runs']} DWD-step runs, interval between runs reaching "
+              f"DWD p50 {d['interval_s']['p50']} s, whole DAG p50 {d['dag_s']['p50']} s, DWD step p50 "
+              f"{d['dwd_step_s']['p50']} s; "
               f"{r['measured_msgs']} messages measured; CPU while publishing (cores): daemon "
               f"{r['cpu_cores']['daemon']}, cloud {r['cpu_cores']['cloud']}")
     path = write_result("latency" + ("-quick" if args.quick else ""), {

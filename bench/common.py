@@ -364,13 +364,15 @@ def running_daemon(config: Path, http_port: int, log: Path) -> Iterator[Daemon]:
 class Cloud:
     """``campus-cloud -v serve`` as a subprocess on a DuckDB file, accepting ``gateways`` (token BENCH_TOKEN).
 
-    ``transform_every_s`` is the service's transform schedule (``--transform-every``; 0 = never). The port
-    is fixed at construction, so a gateway can be configured before the service first starts (an outage).
-    DuckDB has one writer process: read the file (:meth:`connect_readonly`) only after :meth:`stop`.
+    ``transform_every_s`` is the service's whole-DAG schedule (``--transform-every``; 0 = never) and
+    ``dwd_every_s`` its DWD step after landings (``--dwd-every``; 0 = only with the DAG); None leaves the
+    option out (the service's default). The port is fixed at construction, so a gateway can be configured
+    before the service first starts (an outage). DuckDB has one writer process: read the file
+    (:meth:`connect_readonly`) only after :meth:`stop`.
     """
 
-    def __init__(self, tmp: Path, *, transform_every_s: float = 60.0, gateways: Sequence[str] = ("gw-bench",),
-                 name: str = "cloud") -> None:
+    def __init__(self, tmp: Path, *, transform_every_s: float | None = None, dwd_every_s: float | None = None,
+                 gateways: Sequence[str] = ("gw-bench",), name: str = "cloud") -> None:
         from cloud_ingest.api.auth import hash_token
         from tests.support.procs import free_port
 
@@ -380,6 +382,7 @@ class Cloud:
         self.tokens = tmp / f"{name}-tokens.toml"
         self.tokens.write_text("[gateways]\n" + "".join(f'"{g}" = "{hash_token(BENCH_TOKEN)}"\n' for g in gateways))
         self.transform_every_s = transform_every_s
+        self.dwd_every_s = dwd_every_s
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -395,11 +398,13 @@ class Cloud:
         """Start and wait until ``/healthz`` answers."""
         import urllib.request
 
+        schedule = [*(["--transform-every", f"{self.transform_every_s:g}"] if self.transform_every_s is not None
+                      else []),
+                    *(["--dwd-every", f"{self.dwd_every_s:g}"] if self.dwd_every_s is not None else [])]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cloud_ingest.cli", "-v", "serve", "--warehouse", f"duckdb:///{self.db}",
-                 "--tokens", str(self.tokens), "--port", str(self.port),
-                 "--transform-every", f"{self.transform_every_s:g}"],
+                 "--tokens", str(self.tokens), "--port", str(self.port), *schedule],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

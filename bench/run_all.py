@@ -184,7 +184,8 @@ def rows_latency(d: dict[str, Any]) -> list[Row]:
     target = d["target_p99_s"]
     for r in d["runs"]:
         bare = r["bare_s"]["p99"]
-        cad = f"transform every {r['cadence_s']:g} s"
+        cad = f"transform every {r['cadence_s']:g} s" + (f", DWD every {r['dwd_every_s']:g} s"
+                                                          if r.get("dwd_every_s") else "")
         for key, label in (("ods_s", "publish -> ODS"), ("dwd_s", "publish -> DWD")):
             p = r[key]
             met = _met(p["p99"] is not None and p["p99"] < target) if key == "dwd_s" else None
