@@ -8,8 +8,10 @@ again in the warehouse with the same rules and limits as the ``qlt_*`` transform
 dimension     evidence rows (``kind``)
 ============  ==========================================================================================
 completeness  ``gap``: a step longer than gap_factor x the series' expected interval; from/to ts, missing
-              readings; ``silent``: a registered device that sent nothing all day (step: the campus's data
-              horizon, missing: the readings its profile owed over it)
+              readings; ``leading_gap`` / ``trailing_gap``: a raw series starting late / stopping early in the
+              campus-day's data horizon (from/to: the horizon's edge and the series' reading); ``silent``:
+              a registered device that sent nothing all day (step: the campus's data horizon, missing: the
+              readings its profile owed over it)
 timeliness    ``late``: a reading whose ODS batch arrived more than target_s after it was measured
 uniqueness    ``duplicate``: every ODS copy of a kept DWD key that reached ODS more than once
 accuracy      ``out_of_range`` (quality bit 1), ``spike`` (change faster than max_rate_per_min),
@@ -65,7 +67,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "validity": ("kind", *_KEY, "value", "quality_flag", "reason_code", "loss_cnt", *PROVENANCE),
 }
 KINDS: dict[str, tuple[str, ...]] = {
-    "completeness": ("gap", "silent"),
+    "completeness": ("gap", "leading_gap", "trailing_gap", "silent"),
     "timeliness": ("late",),
     "uniqueness": ("duplicate",),
     "accuracy": ("out_of_range", "spike", "stuck"),
@@ -166,18 +168,26 @@ def _completeness(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:
          "interval_ms": "iv.interval_ms", "missing_cnt": missing}
     silent = {"kind": "'silent'", "device_id": "q.device_id", "step_ms": "q.gap_max_ms",
               "missing_cnt": "q.expected_cnt", "gateway_id": "q.gateway_id", "load_id": "q.load_id"}
+    edge_missing = rules.gap_missing("eg.to_ms - eg.from_ms", "eg.interval_ms")
+    edge = {**_row_values(), "kind": "eg.kind", "from_ts_ms": "eg.from_ms", "ts_ms": "eg.to_ms",
+            "step_ms": "eg.to_ms - eg.from_ms", "interval_ms": "eg.interval_ms", "missing_cnt": edge_missing}
+    ra, all_params = _readings(ref, scoped=False)  # the horizon is the whole campus-day's
     return f"""
 WITH r AS ({r}), w AS (
     SELECT r.*, r.ts_ms - LAG(r.ts_ms) OVER ({_SERIES}) AS step_ms FROM r
-), {rules.interval_ctes("w", rules.SERIES)}, ev AS (
+), ra AS ({ra}), {rules.interval_ctes("w", rules.SERIES)}, {rules.horizon_cte("ra", per_day=False)},
+    {rules.edge_gap_ctes(cfg, "w", rules.SERIES)}, ev AS (
     SELECT {_select("completeness", v, missing)}
     FROM w JOIN iv ON {rules.join_on("iv", "w", rules.SERIES)}
     WHERE {rules.is_gap(cfg, "w.step_ms", "iv.interval_ms")}
     UNION ALL
+    SELECT {_select("completeness", edge, edge_missing)}
+    FROM eg JOIN w ON {rules.join_on("w", "eg", rules.SERIES)} AND w.ts_ms = eg.at_ms
+    UNION ALL
     SELECT {_select("completeness", silent, "q.expected_cnt")}
     FROM dws_qlt_device_1d q
     WHERE q.campus_id = ? AND q.dt = ? AND q.{ref.scope_code}_id = ? AND q.reading_cnt = 0
-)""", [*params, ref.campus_id, ref.dt, ref.scope_id]
+)""", [*params, *all_params, ref.campus_id, ref.dt, ref.scope_id]
 
 
 def _timeliness(ref: FindingRef, cfg: QualityConfig) -> tuple[str, list[Any]]:

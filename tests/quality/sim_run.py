@@ -37,14 +37,17 @@ class SimRun:
     quarantined: Counter[str] = field(default_factory=Counter)  # decoder quarantine reason → messages
     malformed_quarantined: int = 0  # messages with the malformed fault that the decoder quarantined
     edge_too_late: int = 0  # the heartbeats' late.too_late counter (cumulative), last value sent
+    stopped: str = ""  # the device that went quiet (stop_at)
+    stopped_ts_ms: int = 0  # its first message that was dropped
 
 
 def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: int = 7, mix: str = "zigbee2mqtt",
-        late_every: int = 0, heartbeat_every: int = 500, silent_devices: int = 0) -> SimRun:
+        late_every: int = 0, heartbeat_every: int = 500, silent_devices: int = 0, stop_at: float = 0.0) -> SimRun:
     """Simulate, decode, land (every ``late_every``-th batch LATE_MS late) and transform; the faults' account.
 
     ``silent_devices`` more devices are registered (``<id>-silent``, copies of the first simulated devices:
-    same profile and room) that never send anything.
+    same profile and room) that never send anything. With ``stop_at`` (0..1) the first registered device goes
+    quiet after that share of the messages (``SimRun.stopped``: its id; ``stopped_ts_ms``: when).
 
     Every ``heartbeat_every`` messages (and at the end) a heartbeat with the cumulative quarantine counters is
     stored the way the API stores one (``Warehouse.land_heartbeat``).
@@ -91,6 +94,10 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
         if r.quarantine is not None:
             out.quarantined[str(r.quarantine.reason)] += 1
             out.malformed_quarantined += m.fault == "malformed"
+            continue
+        if stop_at and out.messages > stop_at * n and r.readings and r.readings[0].device == reg["devices"][0]["id"]:
+            out.stopped = r.readings[0].device
+            out.stopped_ts_ms = out.stopped_ts_ms or m.ts_ms
             continue
         out.readings += len(r.readings)
         if m.fault:

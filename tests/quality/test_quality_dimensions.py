@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud_ingest.quality.evidence import evidence
 from cloud_ingest.quality.report import build_report
 from cloud_ingest.warehouse import Warehouse, open_warehouse
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
@@ -142,9 +143,13 @@ def test_malformed_messages_lower_validity_through_the_heartbeat_counters(tmp_pa
     assert c["evict_cnt"] == 0
 
 
+def _dwd_union() -> str:
+    return " UNION ALL ".join(f"SELECT device_id, metric_code, agg_code, ts_ms FROM {t}"
+                              for t in PROCESS_TABLES.values())
+
+
 def _dwd_span(wh: Warehouse) -> tuple[int, int]:
-    union = " UNION ALL ".join(f"SELECT ts_ms FROM {t}" for t in PROCESS_TABLES.values())
-    lo, hi = wh.query(f"SELECT MIN(ts_ms), MAX(ts_ms) FROM ({union}) u")[1][0]
+    lo, hi = wh.query(f"SELECT MIN(ts_ms), MAX(ts_ms) FROM ({_dwd_union()}) u")[1][0]
     return int(lo), int(hi)
 
 
@@ -194,3 +199,40 @@ def test_a_device_silent_all_day_owes_its_profile_readings(tmp_path: Path) -> No
     assert c["expected_cnt"] == sent[1] + owed
     assert c["completeness_rate"] == pytest.approx(sent[0] / (sent[1] + owed))
     assert c["device_cnt"] == 22
+
+
+def test_a_device_that_stops_early_has_a_trailing_gap_to_the_horizon(tmp_path: Path) -> None:
+    with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        run = sim_run.run(wh, "", n=3000, devices=20, stop_at=0.5)
+        _, hi = _dwd_span(wh)
+        # per raw series of the device: its last reading and its cadence (it reports far faster than its profile
+        # declares, so the median step is the expected interval)
+        series = wh.query(f"""
+            SELECT metric_code, MAX(ts_ms), median(step) FROM (
+                SELECT metric_code, ts_ms, ts_ms - LAG(ts_ms) OVER (PARTITION BY metric_code ORDER BY ts_ms) AS step
+                FROM ({_dwd_union()}) u WHERE device_id = ? AND agg_code = 'raw') s
+            GROUP BY metric_code""", (run.stopped,))[1]
+        day = wh.query("SELECT reading_cnt, expected_cnt, gap_cnt, gap_max_ms FROM dws_qlt_device_1d "
+                       "WHERE device_id = ?", (run.stopped,))[1][0]
+        hour = wh.query("SELECT SUM(gap_cnt) FROM dws_qlt_device_1h WHERE device_id = ? AND hour_ms = ?",
+                        (run.stopped, hi - hi % 3_600_000))[1][0][0]
+        others = wh.query("SELECT SUM(expected_cnt - reading_cnt) FROM dws_qlt_device_1d WHERE device_id <> ?",
+                          (run.stopped,))[1][0][0]
+        (dt,) = wh.query("SELECT dt FROM dws_qlt_device_1d WHERE device_id = ?", (run.stopped,))[1][0]
+        ev = evidence(wh, f"{dt}:device:{run.stopped}:completeness", limit=100)
+    assert run.stopped
+    assert len(series) >= 3
+    # the finding's evidence: one trailing gap per series, from its last reading to the horizon's end
+    assert sorted((r["metric_code"], r["from_ts_ms"], r["ts_ms"]) for r in ev.rows) == sorted(
+        (m, last, hi) for m, last, _ in series)
+    assert {r["kind"] for r in ev.rows} == {"trailing_gap"}
+    readings, expected, gaps, gap_max = day
+    # as if a reading stood at the horizon's end: round(step / interval) - 1 per series
+    owed = sum(round((hi - last) / step) - 1 for _, last, step in series)
+    assert owed > 20 * len(series)
+    assert expected - readings == owed == ev.counted["trailing_gap"]
+    assert gaps == len(series)
+    assert gap_max == max(hi - last for _, last, _ in series)
+    assert max(last for _, last, _ in series) < run.stopped_ts_ms < hi
+    assert hour == len(series)  # placed in the hour the horizon ends in
+    assert others == 0  # nobody else stopped or started late, and no faults: no other gaps

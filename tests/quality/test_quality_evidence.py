@@ -21,7 +21,7 @@ from tests.quality.conftest import GHOST, ODD_UNIT, Faulty
 
 # per dimension: counter of the scope-day's row in dws_qlt_scope_1d (SQL) → the evidence kinds that add up to it
 COUNTERS = {
-    "completeness": {"expected_cnt - reading_cnt": ("gap", "silent")},
+    "completeness": {"expected_cnt - reading_cnt": ("gap", "leading_gap", "trailing_gap", "silent")},
     "timeliness": {"reading_cnt - timely_cnt": ("late",)},
     "uniqueness": {"dup_cnt": ("duplicate",)},
     "accuracy": {"out_range_cnt": ("out_of_range",), "spike_cnt": ("spike",), "stuck_cnt": ("stuck",)},
@@ -107,16 +107,18 @@ def test_completeness_evidence_is_real_gaps(faulty: Faulty) -> None:
     wh, cfg = faulty.wh, default_config()
     ev = evidence(wh, _pick(wh, "completeness"), limit=200)
     assert ev.rows
+    assert "gap" in {row["kind"] for row in ev.rows}
     for row in ev.rows:
-        assert row["kind"] == "gap"
+        assert row["kind"] in ("gap", "leading_gap", "trailing_gap")
         assert row["step_ms"] == row["ts_ms"] - row["from_ts_ms"] > cfg.gap_factor * row["interval_ms"]
         assert row["missing_cnt"] == round(row["step_ms"] / row["interval_ms"]) - 1 >= 1
         between = wh.query(f"SELECT COUNT(*) FROM ({DWD}) d WHERE d.device_id = ? AND d.metric_code = ? AND "
                            "d.agg_code = ? AND d.window_s = ? AND d.ts_ms >= ? AND d.ts_ms <= ?",
                            (row["device_id"], row["metric_code"], row["agg_code"], row["window_s"],
                             row["from_ts_ms"], row["ts_ms"]))[1][0][0]
-        assert between == 2, row  # the readings at both ends, nothing in between
-        _check_provenance(wh, row)
+        # a gap between two readings holds only those; a leading / trailing gap only the series' first / last
+        assert between == (2 if row["kind"] == "gap" else 1), row
+        _check_provenance(wh, {**row, "ts_ms": row["from_ts_ms"] if row["kind"] == "trailing_gap" else row["ts_ms"]})
 
 
 def test_completeness_evidence_names_the_silent_device(faulty: Faulty) -> None:

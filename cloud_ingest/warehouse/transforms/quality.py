@@ -60,15 +60,23 @@ SELECT w.campus_id, w.building_id, w.room_id, w.gateway_id, w.device_id, w.metri
     CASE WHEN {rules.is_stuck(cfg, "w")} THEN 1 ELSE 0 END AS is_stuck,
     CASE WHEN {rules.is_decrease("w", "w.delta_val")} THEN 1 ELSE 0 END AS is_decrease
 FROM w""")
-    # gaps: steps longer than gap_factor x the series-day's expected interval (rules.interval_ctes)
+    # gaps: steps longer than gap_factor x the series-day's expected interval (rules.interval_ctes), and raw
+    # series starting late or stopping early within the campus's data horizon (placed in the hour of the
+    # reading that ends the gap, or of the horizon's end)
+    keys = (*rules.SERIES, "dt")
     s.execute("DROP TABLE IF EXISTS tmp_qlt_gap")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_gap AS
-WITH {rules.interval_ctes("tmp_qlt_rd", (*rules.SERIES, "dt"))}
+WITH {rules.interval_ctes("tmp_qlt_rd", keys)}, {rules.horizon_cte("tmp_qlt_rd")},
+    {rules.edge_gap_ctes(cfg, "tmp_qlt_rd", keys)}
 SELECT r.device_id, r.hour_ms, r.dt, r.step_ms, {rules.gap_missing("r.step_ms", "iv.interval_ms")} AS missing_n
 FROM tmp_qlt_rd r
-JOIN iv ON {rules.join_on("iv", "r", (*rules.SERIES, "dt"))}
-WHERE {rules.is_gap(cfg, "r.step_ms", "iv.interval_ms")}""")
+JOIN iv ON {rules.join_on("iv", "r", keys)}
+WHERE {rules.is_gap(cfg, "r.step_ms", "iv.interval_ms")}
+UNION ALL
+SELECT eg.device_id, eg.to_ms - eg.to_ms % 3600000, eg.dt, eg.to_ms - eg.from_ms,
+    {rules.gap_missing("eg.to_ms - eg.from_ms", "eg.interval_ms")}
+FROM eg""")
     # duplicates: ODS rows of each kept key beyond the first
     s.execute("DROP TABLE IF EXISTS tmp_qlt_dup")
     s.execute("""
@@ -104,10 +112,7 @@ def _stage_silent(ctx: Context) -> None:
     s.execute("DROP TABLE IF EXISTS tmp_qlt_sil")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_sil AS
-WITH hz AS (
-    SELECT r.campus_id, r.dt, MIN(r.ts_ms) AS lo_ms, MAX(r.ts_ms) AS hi_ms FROM tmp_qlt_rd r
-    GROUP BY r.campus_id, r.dt
-), dev AS (
+WITH {rules.horizon_cte("tmp_qlt_rd")}, dev AS (
     SELECT d.campus_id, d.building_id, d.room_id, d.gateway_id, d.device_id, d.profile_ref, hz.dt,
         GREATEST(hz.lo_ms, d.valid_from_ms) AS lo_ms, LEAST(hz.hi_ms, d.valid_to_ms) AS hi_ms
     FROM dim_iot_device d

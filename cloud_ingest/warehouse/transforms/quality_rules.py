@@ -67,6 +67,55 @@ def interval_ctes(src: str, keys: Sequence[str]) -> str:
 )"""
 
 
+def horizon_cte(src: str, *, per_day: bool = True) -> str:
+    """CTE ``hz``: each campus-day's data horizon, its first to its last reading (the day so far, for today).
+
+    ``per_day=False`` for a ``src`` of one campus-day without a ``dt`` column.
+    """
+    keys = "s.campus_id, s.dt" if per_day else "s.campus_id"
+    return f"""hz AS (
+    SELECT {keys}, MIN(s.ts_ms) AS lo_ms, MAX(s.ts_ms) AS hi_ms FROM {src} s GROUP BY {keys}
+)"""
+
+
+def edge_gap_ctes(cfg: QualityConfig, src: str, keys: Sequence[str]) -> str:
+    """CTEs ending in ``eg``: raw series of ``src`` that start late or stop early within their campus-day.
+
+    Needs ``hz`` (:func:`horizon_cte`) and ``iv`` (:func:`interval_ctes`) before it. The horizon is narrowed to
+    the device's registered placements (dim_iot_device). A ``leading_gap`` runs from the horizon's start to the
+    series' first reading, a ``trailing_gap`` from its last reading to the horizon's end; either counts when it
+    is a gap (:func:`is_gap`) and misses ``round(step / interval) - 1`` readings, as if a reading stood at the
+    horizon's edge. ``eg`` has ``keys``, ``kind``, ``from_ms``, ``to_ms``, ``at_ms`` (the series' reading at the
+    gap: its first or last) and ``interval_ms``. Aggregate series are left out: the edge emits a window only
+    after its lateness allowance, so their last window always trails the raw data.
+    """
+    cols = ", ".join(f"s.{k}" for k in keys)
+    eb_cols = ", ".join(f"eb.{k}" for k in keys)
+    day = " AND hz.dt = se.dt" if "dt" in keys else ""
+    return f"""se AS (
+    SELECT {cols}, MIN(s.campus_id) AS campus_id, MIN(s.ts_ms) AS first_ms, MAX(s.ts_ms) AS last_ms
+    FROM {src} s WHERE s.agg_code = 'raw' GROUP BY {cols}
+), pl AS (
+    SELECT d.device_id, MIN(d.valid_from_ms) AS from_ms, MAX(d.valid_to_ms) AS to_ms
+    FROM dim_iot_device d GROUP BY d.device_id
+), eb AS (
+    SELECT se.*, iv.interval_ms, GREATEST(hz.lo_ms, COALESCE(pl.from_ms, hz.lo_ms)) AS lo_ms,
+        LEAST(hz.hi_ms, COALESCE(pl.to_ms, hz.hi_ms)) AS hi_ms
+    FROM se
+    JOIN hz ON hz.campus_id = se.campus_id{day}
+    JOIN iv ON {join_on("iv", "se", keys)}
+    LEFT JOIN pl ON pl.device_id = se.device_id
+), eg AS (
+    SELECT {eb_cols}, 'leading_gap' AS kind, eb.lo_ms AS from_ms, eb.first_ms AS to_ms, eb.first_ms AS at_ms,
+        eb.interval_ms
+    FROM eb WHERE {is_gap(cfg, "eb.first_ms - eb.lo_ms", "eb.interval_ms")}
+    UNION ALL
+    SELECT {eb_cols}, 'trailing_gap' AS kind, eb.last_ms AS from_ms, eb.hi_ms AS to_ms, eb.last_ms AS at_ms,
+        eb.interval_ms
+    FROM eb WHERE {is_gap(cfg, "eb.hi_ms - eb.last_ms", "eb.interval_ms")}
+)"""
+
+
 def is_gap(cfg: QualityConfig, step: str, interval: str) -> str:
     """A step longer than gap_factor x the expected interval is a gap."""
     return f"{interval} > 0 AND {step} > {cfg.gap_factor!r} * {interval}"
