@@ -9,7 +9,9 @@ Everything else writes SQL once, in the subset both engines accept, with ``?`` p
   visible to SQL as a relation for the current transaction (DuckDB: a registered numpy dict, no copy;
   PostgreSQL: a temporary table filled by ``COPY … (FORMAT BINARY)`` built with one numpy structured array);
   ``landing_guard`` / ``snapshot_guard`` implement the watermark protocol across ingest replicas (below);
-  ``idiv`` renders integer division (DuckDB ``//``, PostgreSQL ``/`` on integers).
+  ``idiv`` renders integer division (DuckDB ``//``, PostgreSQL ``/`` on integers); ``unique_keys`` says whether
+  every table's logical ``unique_key`` is a unique index (PostgreSQL: ``INSERT … ON CONFLICT`` can use it;
+  DuckDB: no index, see ``ddl.py``); ``analyze`` refreshes a (temporary) table's planner statistics.
 
 Watermark protocol. Every ODS batch gets a ``load_id`` from a sequence when it lands. A transform run must
 only advance its watermark to an id ``hi`` when every id ``<= hi`` is committed (or rolled back). Landing
@@ -49,6 +51,8 @@ class Session:
     """One connection. Not thread-safe: one thread uses a session at a time (the warehouse locks)."""
 
     dialect = ""
+    # True when each table's logical unique_key is enforced by a unique index (``ON CONFLICT (key)`` works)
+    unique_keys = False
 
     def execute(self, sql: str, params: Params = ()) -> None:
         raise NotImplementedError
@@ -97,6 +101,20 @@ class Session:
     def idiv(self, a: str, b: str) -> str:
         """SQL for integer division of two integer expressions (both non-negative)."""
         raise NotImplementedError
+
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of ``table`` (a temporary table just filled, typically)."""
+
+    @contextlib.contextmanager
+    def hash_joins(self) -> Iterator[None]:
+        """Inside a transaction: plan the statements run in the block without nested-loop joins.
+
+        For statements that read a change range of an ODS table and join it to small DIM tables. The range is
+        the newest data, beyond the table's statistics (or the table has none yet), so a cost-based planner
+        estimates a handful of rows and picks nested loops, which per row rescan a DIM table (or worse): the
+        range is really thousands to millions of rows, and hash joins are right at any size.
+        """
+        yield
 
     def close(self) -> None:
         raise NotImplementedError
@@ -283,6 +301,7 @@ def pg_binary_copy(arrays: Sequence[npt.NDArray[Any]]) -> bytes:
 
 class PostgresSession(Session):
     dialect = "postgres"
+    unique_keys = True  # ddl.create_indexes: a unique index on every unique_key
 
     def __init__(self, conn: Any) -> None:
         import psycopg
@@ -387,6 +406,19 @@ class PostgresSession(Session):
 
     def idiv(self, a: str, b: str) -> str:
         return f"(({a}) / ({b}))"
+
+    @contextlib.contextmanager
+    def hash_joins(self) -> Iterator[None]:
+        prev = self.fetch_one_value("SELECT current_setting('enable_nestloop')")
+        self.execute("SELECT set_config('enable_nestloop', 'off', true)")  # transaction-local
+        yield
+        # not in a finally: after an error the transaction is aborted and rolls the setting back itself
+        self.execute("SELECT set_config('enable_nestloop', ?, true)", (prev,))
+
+    def analyze(self, table: str) -> None:
+        # A temporary table is never analysed by autovacuum: without this the planner guesses its size and
+        # may choose nested loops that rescan a whole relation per row.
+        self.execute(f"ANALYZE {table}")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
