@@ -39,9 +39,11 @@ CREATE TEMP TABLE tmp_qlt_rd AS
 WITH r AS ({union}), ld AS (
     -- when each ODS load reached DWD: the dwd_reading run whose (lo_id, hi_id] holds it (the first, after a
     -- rebuild)
+    -- (the run log grows by a row per DWD run: only runs ending at or after the first load are looked at)
     SELECT x.load_id, MIN(g.finished_ms) AS dwd_ms
     FROM (SELECT DISTINCT load_id FROM r) x
     JOIN meta_etl_run_log g ON g.transform_name = 'dwd_reading' AND x.load_id > g.lo_id AND x.load_id <= g.hi_id
+    WHERE g.hi_id >= (SELECT MIN(load_id) FROM r)
     GROUP BY x.load_id
 ), w AS (
     SELECT r.*, b.received_ms - r.ts_ms AS lag_ms, ld.dwd_ms - r.ts_ms AS dwd_lag_ms, m.metric_type,
