@@ -4,7 +4,8 @@ Target (issue 8): the backlog drains at ≥ 20× the production rate, while fres
 
 Everything real, over loopback: Mosquitto, ``campus-edge run`` (a subprocess, production defaults: shipped
 profiles with their reductions, batch age 1 s, a 4 GiB disk budget so nothing is evicted) and
-``campus-cloud serve`` (a subprocess on a DuckDB file, default transform schedule: every 60 s).
+``campus-cloud serve`` (a subprocess on a DuckDB file, its default transform schedule: the DWD step every 2 s
+after landings, the whole DAG every 60 s — both run while it drains).
 
 1. **The outage, pre-filled.** To save an hour of wall time, the hour of traffic is written into the
    daemon's buffer file before the daemon starts, by the daemon's own code on a simulated clock: the
@@ -117,11 +118,12 @@ async def prefill(config: Path, start_ms: int, end_ms: int, devices: int, rate: 
 # -- 2./3. outage live, then the cloud comes back ------------------------------------------------------------
 
 def run(outage_s: float, devices: int, rate: float, live_outage_s: float, tail_s: float,
-        transform_every_s: float) -> dict[str, Any]:
+        transform_every_s: float | None, dwd_every_s: float | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp_s, \
             running_broker(Path(tmp_s) / "mqtt") as broker, contextlib.ExitStack() as stack:
         tmp = Path(tmp_s)
-        cloud = Cloud(tmp, transform_every_s=transform_every_s)  # not started yet: the outage
+        # not started yet: the outage
+        cloud = Cloud(tmp, transform_every_s=transform_every_s, dwd_every_s=dwd_every_s)
         stack.callback(cloud.stop)
         cfg, http_port = write_daemon_config(tmp, broker_port=broker.port, api_url=cloud.url,
                                              extra="[buffer]\ndisk_budget_mb = 4096\n")
@@ -161,7 +163,7 @@ def run(outage_s: float, devices: int, rate: float, live_outage_s: float, tail_s
     return {"outage_s": outage_s, "devices": devices, "rate_msgs_per_s": rate, "prefill": pre,
             "live_outage_s": live_outage_s, "live_readings_per_s": round(live_rate, 1),
             "backlog_at_cloud_up": at_up, "t_up_ms": t_up_ms, "cloud_start_s": (t_listening_ms - t_up_ms) / 1000,
-            "transform_every_s": transform_every_s, "timeline": timeline,
+            "transform_every_s": transform_every_s, "dwd_every_s": dwd_every_s, "timeline": timeline,
             "daemon_end": {"backlog": st_end["backlog"], "upload": st_end["upload"], "evicted": st_end["evicted"],
                            "ingest": st_end["ingest"]},
             **figures}
@@ -247,15 +249,17 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=300, help="simulated devices (campus-sim default 300)")
     ap.add_argument("--live-outage-s", type=float, default=10.0,
                     help="seconds the daemon runs with the cloud down before it comes back (default 10)")
-    ap.add_argument("--transform-every", type=float, default=60.0,
-                    help="the cloud service's transform schedule during the drain (default 60, its default)")
+    ap.add_argument("--transform-every", type=float, default=None,
+                    help="the cloud service's --transform-every during the drain (default: the service's, 60)")
+    ap.add_argument("--dwd-every", type=float, default=None,
+                    help="the cloud service's --dwd-every during the drain (default: the service's, 2)")
     ap.add_argument("--quick", action="store_true", help="two minutes of outage, short phases (smoke test)")
     args = ap.parse_args()
     outage = 120.0 if args.quick else args.outage_s
     live = 2.0 if args.quick else args.live_outage_s
     tail = 1.0 if args.quick else 5.0
     info = machine()
-    r = run(outage, args.devices, args.rate, live, tail, args.transform_every)
+    r = run(outage, args.devices, args.rate, live, tail, args.transform_every, args.dwd_every)
     prod = r["prefill"]["readings"] / outage  # readings/s the campus produces
     drain_up = r["backlog_readings"] / r["drain_s_from_cloud_up"] if r["drain_s_from_cloud_up"] > 0 else 0.0
     drain_up1 = r["backlog_readings"] / r["drain_s_from_first_upload"] if r["drain_s_from_first_upload"] > 0 else 0.0

@@ -267,39 +267,15 @@ def write_daemon_config(tmp: Path, *, broker_port: int, api_url: str, topics: Se
                         upload: str = "") -> tuple[Path, int]:
     """A gateway config with production defaults (batch age 1 s, heartbeat 30 s); returns (path, http port).
 
-    Its token is :data:`BENCH_TOKEN` (what :class:`Cloud` accepts); ``upload`` adds keys to ``[upload]``,
-    ``extra`` whole tables."""
-    from tests.support.procs import free_port
+    The tests' :func:`tests.integration.edge_harness.write_gateway_config` with the daemon's own defaults
+    instead of the tests' fast ones; its token is :data:`BENCH_TOKEN` (what :class:`Cloud` accepts);
+    ``upload`` adds keys to ``[upload]``, ``extra`` whole tables."""
+    from tests.integration.edge_harness import http_port, write_gateway_config
 
-    state = tmp / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "gateway.token").write_text(BENCH_TOKEN)
-    key = state / "campus.key"
-    key.write_text("k1 " + "ab" * 32 + "\n")
-    key.chmod(0o600)
-    http_port = free_port()
-    cfg = tmp / "edge.toml"
-    cfg.write_text(f"""
-[gateway]
-id = "{gateway}"
-campus = "bench-campus"
-state_dir = "{state}"
-profiles_dir = "{profiles_dir or ROOT / 'device_profiles'}"
-
-[mqtt]
-port = {broker_port}
-client_id = "edge-{gateway}"
-topics = {json.dumps(list(topics))}
-
-[upload]
-url = "{api_url}"
-{upload}
-
-[http]
-listen = "127.0.0.1:{http_port}"
-{extra}
-""")
-    return cfg, http_port
+    cfg = write_gateway_config(tmp, broker_port=broker_port, api_url=api_url, token=BENCH_TOKEN, gateway=gateway,
+                               extra=extra, campus="bench-campus", topics=topics, profiles_dir=profiles_dir,
+                               upload=upload, heartbeat_s=None)
+    return cfg, http_port(cfg)
 
 
 class Daemon:

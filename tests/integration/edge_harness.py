@@ -1,16 +1,23 @@
-"""Run the real edge daemon (``campus-edge run``) as a subprocess against a real broker and cloud API."""
+"""Run the real edge daemon (``campus-edge run``) as a subprocess against a real broker and cloud API.
+
+Also what the end-to-end tests (and ``bench/``) share around it: the gateway config writer, a publisher
+that streams from a thread with a ledger of what the broker acknowledged (:func:`streaming`), waiting for
+the daemon to drain (:func:`wait_drained`) and reading DWD back by (device, id) (:func:`dwd_ledger_rows`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -20,50 +27,64 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.support.procs import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
+TEST_TOPICS = ("zigbee2mqtt/#", "tele/#", "application/#", "v3/#", "campus/#")
 
 
 def write_gateway_config(tmp: Path, *, broker_port: int, api_url: str, token: str, gateway: str = "gw-a",
-                         extra: str = "") -> Path:
+                         extra: str = "", campus: str = "test-campus", topics: Sequence[str] = TEST_TOPICS,
+                         profiles_dir: Path | None = None, upload: str = "batch_max_age_s = 0.5",
+                         heartbeat_s: float | None = 1) -> Path:
+    """``tmp/edge.toml`` for ``campus-edge run`` with its state directory (token, campus key) under ``tmp``.
+
+    Test defaults: batch age 0.5 s (``upload``: the keys of ``[upload]`` after ``url``), a heartbeat every
+    second (``heartbeat_s``; None = the daemon's default, 30 s), the shipped profiles; ``extra`` appends whole
+    tables. The local HTTP port is free; read it back with :func:`http_port`."""
     state = tmp / "state"
     state.mkdir(parents=True, exist_ok=True)
     (state / "gateway.token").write_text(token)
     key = state / "campus.key"
     key.write_text("k1 " + "ab" * 32 + "\n")
     key.chmod(0o600)
-    http_port = free_port()
+    port = free_port()
+    heartbeat = "" if heartbeat_s is None else f"[heartbeat]\ninterval_s = {heartbeat_s:g}\n"
     cfg = tmp / "edge.toml"
     cfg.write_text(f"""
 [gateway]
 id = "{gateway}"
-campus = "test-campus"
+campus = "{campus}"
 state_dir = "{state}"
-profiles_dir = "{ROOT / 'device_profiles'}"
+profiles_dir = "{profiles_dir or ROOT / 'device_profiles'}"
 
 [mqtt]
 port = {broker_port}
 client_id = "edge-{gateway}"
-topics = ["zigbee2mqtt/#", "tele/#", "application/#", "v3/#", "campus/#"]
+topics = {json.dumps(list(topics))}
 
 [upload]
 url = "{api_url}"
-batch_max_age_s = 0.5
-
-[heartbeat]
-interval_s = 1
-
+{upload}
+{heartbeat}
 [http]
-listen = "127.0.0.1:{http_port}"
+listen = "127.0.0.1:{port}"
 {extra}
 """)
     return cfg
+
+
+def http_port(config: Path) -> int:
+    """The daemon's local HTTP port (``[http] listen``) in a config written by :func:`write_gateway_config`."""
+    return int(_listen(config).rsplit(":", 1)[1])
+
+
+def _listen(config: Path) -> str:
+    return config.read_text().split('listen = "')[1].split('"')[0]
 
 
 class EdgeProcess:
     def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.log_path, self.env = config, log, env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        text = config.read_text()
-        self.http = "http://" + text.split('listen = "')[1].split('"')[0]
+        self.http = "http://" + _listen(config)
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -168,6 +189,53 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@contextlib.contextmanager
+def streaming(port: int, *, pace_s: float = 0.002, **kw: Any) -> Iterator[Publisher]:
+    """A :class:`Publisher` (``kw``: devices, ids, skew_ms…) publishing from a thread, one message every
+    ``pace_s``, until the block ends; then it stops, joins and disconnects (its ledger stays readable)."""
+    pub = Publisher(port, **kw)
+    stop = threading.Event()
+    thread = threading.Thread(target=pub.publish, args=(10_000_000,), kwargs={"pace_s": pace_s, "stop": stop},
+                              daemon=True)
+    thread.start()
+    try:
+        yield pub
+    finally:
+        stop.set()
+        thread.join(30)
+        pub.close()
+
+
+def wait_drained(edge: EdgeProcess, timeout: float, interval: float = 0.2) -> dict:  # type: ignore[type-arg]
+    """Until the daemon holds nothing (no readings or batches in its backlog, no MQTT message pending);
+    returns its last ``/status``. Fails the test with the backlog if that takes longer than ``timeout``."""
+    status: dict = {}  # type: ignore[type-arg]
+
+    def empty() -> bool:
+        nonlocal status
+        status = edge.status()
+        return bool(status["backlog"]["readings"] == 0 and status["backlog"]["batches"] == 0
+                    and status["mqtt"]["pending"] == 0)
+
+    assert wait_until(empty, timeout, interval), status.get("backlog")
+    return status
+
+
+def dwd_ledger_rows(db: Path, columns: str = "device_id, value") -> list[tuple[Any, ...]]:
+    """Run the transforms on the (stopped) service's DuckDB file and return ``columns`` of the raw
+    ``illuminance`` rows in DWD: the per-message ids of ``Publisher(ids=True)`` (see ``ledger_ids``)."""
+    from cloud_ingest.warehouse import open_warehouse
+
+    wh = open_warehouse(f"duckdb:///{db}")
+    try:
+        wh.run_transforms()
+        _, rows = wh.query(f"SELECT {columns} FROM dwd_env_reading_di "
+                           "WHERE metric_code = 'illuminance' AND agg_code = 'raw'", ())
+    finally:
+        wh.close()
+    return rows
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]

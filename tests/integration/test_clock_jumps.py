@@ -36,16 +36,21 @@ from __future__ import annotations
 import glob
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cloud_ingest.warehouse import open_warehouse
 from tests.cloud.api_fixtures import GATEWAYS, auth
-from tests.integration.edge_harness import Publisher, edge_process, wait_until, write_gateway_config
+from tests.integration.edge_harness import (
+    dwd_ledger_rows,
+    edge_process,
+    streaming,
+    wait_drained,
+    wait_until,
+    write_gateway_config,
+)
 from tests.integration.test_cloud_outage import cloud_service
 from tests.support.procs import Broker
 
@@ -101,13 +106,9 @@ def test_gateway_clock_jumps_and_device_skew(broker: Broker, tmp_path: Path) -> 
     with cloud_service(tmp_path) as cloud:
         cfg = write_gateway_config(tmp_path, broker_port=broker.port, api_url=cloud.url, token=GATEWAYS["gw-a"])
         with edge_process(cfg, tmp_path / "edge.log", env=clock.env()) as edge:
-            pub = Publisher(broker.port, devices=DEVICES, ids=True,
-                            skew_ms=lambda d: DEVICE_SKEW_S * 1000 if d % 10 == 3 else 0)
-            stop = threading.Event()
-            t = threading.Thread(target=pub.publish, args=(10_000_000,), kwargs={"pace_s": 0.002, "stop": stop})
-            t.start()
             seen: list[dict] = []
-            try:
+            with streaming(broker.port, devices=DEVICES, ids=True,
+                           skew_ms=lambda d: DEVICE_SKEW_S * 1000 if d % 10 == 3 else 0) as pub:
                 # warm-up on the real clock: the first batches and heartbeats are through
                 assert wait_until(lambda: (s := edge.status())["upload"]["sent"] > 0 and s["heartbeat"]["sent"] > 0,
                                   30), edge.status()["upload"]
@@ -121,13 +122,7 @@ def test_gateway_clock_jumps_and_device_skew(broker: Broker, tmp_path: Path) -> 
                     after["_real"] = time.time()
                     fleet = httpx.get(f"{cloud.url}/v1/fleet/gw-a", headers=auth("operator"), timeout=10).json()
                     seen.append({"offset": offset, "before": before, "after": after, "fleet": fleet})
-            finally:
-                stop.set()
-                t.join(30)
-                pub.close()
-            assert wait_until(lambda: (s := edge.status())["backlog"]["readings"] == 0 and s["backlog"]["batches"] == 0
-                              and s["mqtt"]["pending"] == 0, 60), edge.status()["backlog"]
-            final = edge.status()
+            final = wait_drained(edge, 60)
             assert edge.proc is not None
             assert edge.proc.poll() is None, edge.log()[-3000:]  # still running
         cloud.stop(signal.SIGTERM)
@@ -150,13 +145,7 @@ def test_gateway_clock_jumps_and_device_skew(broker: Broker, tmp_path: Path) -> 
     assert final["clock"]["last_step_s"] == pytest.approx(HOUR_S, abs=5)
 
     # every acknowledged message exactly once in DWD, flagged exactly when the clocks disagree
-    wh = open_warehouse(f"duckdb:///{cloud.db}")
-    try:
-        wh.run_transforms()
-        _, rows = wh.query("SELECT device_id, value, ts_ms, quality_flag FROM dwd_env_reading_di "
-                           "WHERE metric_code = 'illuminance' AND agg_code = 'raw'", ())
-    finally:
-        wh.close()
+    rows = dwd_ledger_rows(cloud.db, "device_id, value, ts_ms, quality_flag")
     by_id = {(d, int(v)): (int(ts), int(q)) for d, v, ts, q in rows}
     ledger = pub.ledger_ids()
     assert len(rows) == len(by_id) == len(ledger)  # no duplicates
@@ -201,32 +190,16 @@ def test_backlog_of_devices_with_wrong_clocks_lands_exactly_once(broker: Broker,
     with cloud_service(tmp_path) as cloud:
         cfg = write_gateway_config(tmp_path, broker_port=broker.port, api_url=cloud.url, token=GATEWAYS["gw-a"])
         with edge_process(cfg, tmp_path / "edge.log") as edge:
-            pub = Publisher(broker.port, ids=True, skew_ms=lambda d: DEVICE_SKEW_S * 1000)
-            stop = threading.Event()
-            t = threading.Thread(target=pub.publish, args=(10_000_000,), kwargs={"pace_s": 0.002, "stop": stop})
-            t.start()
-            try:
+            with streaming(broker.port, ids=True, skew_ms=lambda d: DEVICE_SKEW_S * 1000) as pub:
                 for _ in range(2):
                     time.sleep(2)
                     assert edge.stop() == 0  # SIGTERM: commits and acknowledges what it holds
                     time.sleep(3)  # ~1,000 messages queue in the broker, ~50 per device
                     edge.start()
                 time.sleep(2)
-            finally:
-                stop.set()
-                t.join(30)
-                pub.close()
-            assert wait_until(lambda: (s := edge.status())["backlog"]["readings"] == 0 and s["backlog"]["batches"] == 0
-                              and s["mqtt"]["pending"] == 0, 60), edge.status()["backlog"]
-            moved = edge.status()["ingest"]["receive_stamps_moved"]
+            moved = wait_drained(edge, 60)["ingest"]["receive_stamps_moved"]
         cloud.stop(signal.SIGTERM)
-    wh = open_warehouse(f"duckdb:///{cloud.db}")
-    try:
-        wh.run_transforms()
-        _, rows = wh.query("SELECT device_id, value, quality_flag FROM dwd_env_reading_di "
-                           "WHERE metric_code = 'illuminance' AND agg_code = 'raw'", ())
-    finally:
-        wh.close()
+    rows = dwd_ledger_rows(cloud.db, "device_id, value, quality_flag")
     ledger = pub.ledger_ids()
     found = {(d, int(v)) for d, v, _ in rows}
     print(f"\nskewed backlog: {len(ledger)} messages, {len(rows)} DWD rows, lost {len(ledger - found)}, "

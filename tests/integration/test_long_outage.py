@@ -10,15 +10,20 @@ have grown to its 60 s cap during the outage). ``bench/soak.py --outage-s 600`` 
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from cloud_ingest.warehouse import open_warehouse
 from tests.cloud.api_fixtures import GATEWAYS
-from tests.integration.edge_harness import Publisher, edge_process, wait_until, write_gateway_config
+from tests.integration.edge_harness import (
+    dwd_ledger_rows,
+    edge_process,
+    streaming,
+    wait_drained,
+    wait_until,
+    write_gateway_config,
+)
 from tests.integration.test_cloud_outage import cloud_service
 from tests.support.procs import Broker
 
@@ -29,14 +34,7 @@ DRAIN_WITHIN_S = 45.0  # from the cloud's return to an empty backlog
 
 def dwd_ids(db: Path) -> tuple[set[tuple[str, int]], int, int]:
     """(device, id) pairs in DWD, their row count and the number of distinct pairs (run the transforms)."""
-    wh = open_warehouse(f"duckdb:///{db}")
-    try:
-        wh.run_transforms()
-        _, rows = wh.query("SELECT device_id, value FROM dwd_env_reading_di "
-                           "WHERE metric_code = 'illuminance' AND agg_code = 'raw'", ())
-    finally:
-        wh.close()
-    pairs = [(d, int(v)) for d, v in rows]
+    pairs = [(d, int(v)) for d, v in dwd_ledger_rows(db)]
     return set(pairs), len(pairs), len(set(pairs))
 
 
@@ -46,11 +44,7 @@ def test_two_minute_cloud_outage_drains_exactly_once(broker: Broker, tmp_path: P
     with cloud_service(tmp_path) as cloud:
         cfg = write_gateway_config(tmp_path, broker_port=broker.port, api_url=cloud.url, token=GATEWAYS["gw-a"])
         with edge_process(cfg, tmp_path / "edge.log") as edge:
-            pub = Publisher(broker.port, ids=True)
-            stop = threading.Event()
-            t = threading.Thread(target=pub.publish, args=(10_000_000,), kwargs={"pace_s": 0.002, "stop": stop})
-            t.start()
-            try:
+            with streaming(broker.port, ids=True) as pub:
                 time.sleep(3)
                 cloud.stop(signal.SIGKILL)
                 down_at = time.monotonic()
@@ -71,14 +65,8 @@ def test_two_minute_cloud_outage_drains_exactly_once(broker: Broker, tmp_path: P
                     edge.status()["upload"]
                 resumed_s = time.monotonic() - back_at
                 time.sleep(3)  # traffic continues after the cloud's return
-            finally:
-                stop.set()
-                t.join(30)
-                pub.close()
-            assert wait_until(lambda: (s := edge.status())["backlog"]["readings"] == 0 and s["backlog"]["batches"] == 0
-                              and s["mqtt"]["pending"] == 0, DRAIN_WITHIN_S), edge.status()["backlog"]
+            final = wait_drained(edge, DRAIN_WITHIN_S)
             drained_s = time.monotonic() - back_at
-            final = edge.status()
         cloud.stop(signal.SIGTERM)  # DuckDB has one writer: stop the service, then check the file
     ledger = pub.ledger_ids()
     found, rows, distinct = dwd_ids(cloud.db)
