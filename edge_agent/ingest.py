@@ -20,6 +20,11 @@ from edge_agent.model import DecodeResult, Message, Quarantine, Reason
 _LOGGER = logging.getLogger(__name__)
 
 MAX_BURST = 2000  # messages per transaction; larger amortises the fsync, smaller bounds latency/memory
+# Values (readings + events + waveform samples) per transaction: a burst's decoded objects and SQL rows take
+# ~400 bytes a value, so this bounds the burst's memory (~8 MB) whatever the message size — 2,000 SenML packs
+# of 50 records would otherwise be 100,000 readings (~40 MB) in one burst.
+MAX_BURST_VALUES = 20_000
+DRAIN_SLICE = 100  # messages taken from the source at a time while a burst is filled
 BACKPRESSURE_RETRY_S = 0.5  # how often to retry a burst the buffer refused for lack of space
 COMMIT_ERROR_RETRY_S = 1.0  # wait after an unexpected commit failure before retrying the same burst
 
@@ -50,11 +55,13 @@ class IngestLoop:
     """Moves messages from a source into the durable buffer, burst by burst."""
 
     def __init__(self, source: Source, decode: Callable[[Message], DecodeResult], store: BurstStore, *,
-                 max_burst: int = MAX_BURST, clock: Callable[[], float] = time.time) -> None:
+                 max_burst: int = MAX_BURST, max_burst_values: int = MAX_BURST_VALUES,
+                 clock: Callable[[], float] = time.time) -> None:
         self._source = source
         self._decode = decode
         self._store = store
         self._max_burst = max_burst
+        self._max_values = max_burst_values
         self._clock = clock
         self.stats = IngestStats()
         self.wake = asyncio.Event()
@@ -72,11 +79,9 @@ class IngestLoop:
     async def step(self) -> int:
         """Commit and acknowledge one burst; returns the number of messages committed (0 if none)."""
         if not self._held:
-            items = self._source.drain(self._max_burst)
-            if not items:
+            self._fill()
+            if not self._held:
                 return 0
-            self._held = items
-            self._held_results = [self._decode_one(i.message) for i in items]
         try:
             await self._store.commit_burst(self._held_results)
         except BackPressure:
@@ -106,6 +111,25 @@ class IngestLoop:
                 st.readings += len(r.readings)
                 st.events += len(r.events)
         return len(items)
+
+    def _fill(self) -> None:
+        """Take and decode messages until ``max_burst`` messages or ``max_burst_values`` values (or none left)."""
+        items: list[Any] = []
+        results: list[DecodeResult] = []
+        values = 0
+        decode = self._decode_one
+        while len(items) < self._max_burst and values < self._max_values:
+            got = self._source.drain(min(DRAIN_SLICE, self._max_burst - len(items)))
+            if not got:
+                break
+            for item in got:
+                r = decode(item.message)
+                results.append(r)
+                values += len(r.readings) + len(r.events)
+                for w in r.waveforms:
+                    values += len(w.samples)
+            items += got
+        self._held, self._held_results = items, results
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; the burst in hand is committed and acknowledged before returning."""

@@ -35,6 +35,7 @@ from edge_agent.privacy import Pseudonymizer
 from edge_agent.profiles import ProfileSet
 from edge_agent.upload import Outcome, Timeouts, Uploader
 from edge_agent.windowing import WindowJob
+from gateway import heap
 from gateway.config import GatewayConfig, load_config
 from gateway.devices import DeviceTracker
 from gateway.http import LocalHttpServer
@@ -190,6 +191,11 @@ class Daemon:
     async def _retention(self) -> None:
         await self.buffer.space(evict=True)
         await self.buffer.apply_retention()
+        heap.trim()
+
+    async def _windows(self) -> None:
+        await self.windows.run_once()
+        heap.trim()  # the job's temporary columns (a few times the held rows) go back to the OS
 
     def pipeline_healthy(self) -> bool:
         """Ingest task alive, and not holding messages without committing for ``pipeline_stall_s``."""
@@ -247,7 +253,7 @@ class Daemon:
         every = self.notifier.watchdog_interval_s or 5.0
         jobs: list[tuple[Callable[[], Any], float]] = [
             (self._cut, self.config.upload.batch_max_age_s), (self._heartbeat, self.config.heartbeat_interval_s),
-            (self._retention, RETENTION_EVERY_S), (self.windows.run_once, WINDOW_EVERY_S),
+            (self._retention, RETENTION_EVERY_S), (self._windows, WINDOW_EVERY_S),
             (self._watchdog, min(every, STATUS_EVERY_S))]
         for fn, seconds in jobs:
             # retention first runs one interval after start; the others at once (next_run_time=None would

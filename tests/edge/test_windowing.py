@@ -105,3 +105,37 @@ async def test_waveform_features(buffer: Buffer) -> None:
     assert got[("dominant_hz", T0)] == pytest.approx(50.0, abs=1.0)
     assert got[("crest_factor", T0)] == pytest.approx(math.sqrt(2), rel=1e-2)
     assert await job.run_once() == 0  # the waveform cursor moved on
+
+
+async def test_held_rows_bounded_even_within_one_window(buffer: Buffer) -> None:
+    """A backlog larger than the cap, all in one open window: held rows never pass the cap; the window is
+    emitted early (counted), the rows after it are counted too late, and the cursor moves past them all."""
+    cap, n = 1000, 3500
+    values = [(T0 + i, 20.0 + (i % 5)) for i in range(n)]  # 3.5 s of data: one window
+    await buffer.commit_burst(readings(values))
+    job = WindowJob(buffer, lambda: PROFILES, allowed_lateness_ms=60_000, clock=Clock(T0 / 1000), max_held_rows=cap)
+    for _ in range(8):
+        await job.run_once()
+        assert job.held_rows <= cap
+    counters = await buffer.counters()
+    forced, late = counters.get("late.forced_early", 0), counters.get("late.too_late", 0)
+    assert forced >= 1
+    assert forced + late + job.held_rows == n
+    got = await aggregates(buffer)
+    if "count" in AGGS:
+        assert got[("count", T0)] == forced  # the early window has the rows it held
+    assert int(str(await buffer.get_meta("windows.cursor"))) >= 0
+
+
+async def test_reload_with_held_rows(buffer: Buffer) -> None:
+    """A profile reload between runs (specs forgotten) keeps the held rows and emits them when final."""
+    values = [(T0 + i * 10_000, float(i)) for i in range(WINDOW_MS // 10_000)]
+    await buffer.commit_burst(readings(values))
+    clock = Clock((T0 + 1000) / 1000)
+    job = WindowJob(buffer, lambda: PROFILES, allowed_lateness_ms=0, clock=clock)
+    await job.run_once()
+    assert job.held_rows == len(values)
+    job.reset()
+    clock.t = (T0 + WINDOW_MS) / 1000
+    assert await job.run_once() == len(AGGS)
+    assert job.held_rows == 0
