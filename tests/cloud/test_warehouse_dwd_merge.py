@@ -144,21 +144,37 @@ def test_postgres_dwd_inserts_probe_the_unique_index_without_nested_loops(
     """Plan shape, not time: every DWD insert (readings and access events) is planned, on a fresh database
     whose ODS has no statistics, with hash joins and the unique index as conflict arbiter."""
     plans: dict[str, str] = {}
-    run = PostgresSession.execute_count
+    deletes: dict[str, str] = {}
+    run, run_count = PostgresSession.execute, PostgresSession.execute_count
 
-    def explained(self: PostgresSession, sql: str, params: Any = ()) -> int:
+    def plan(self: PostgresSession, sql: str, params: Any) -> str:
+        return "\n".join(r[0] for r in self.fetchall("EXPLAIN " + sql, params))
+
+    def execute_count(self: PostgresSession, sql: str, params: Any = ()) -> int:
         if sql.startswith("INSERT INTO dwd_"):
-            table = sql.split()[2]
-            plans[table] = "\n".join(r[0] for r in self.fetchall("EXPLAIN " + sql, params))
-        return run(self, sql, params)
+            plans[sql.split()[2]] = plan(self, sql, params)
+        return run_count(self, sql, params)
 
-    monkeypatch.setattr(PostgresSession, "execute_count", explained)
+    def execute(self: PostgresSession, sql: str, params: Any = ()) -> None:
+        if sql.startswith("DELETE FROM dwd_") and "USING tmp_dwd_newer" in sql:  # the merge's superseding
+            deletes[sql.split()[2]] = plan(self, sql, params)
+        run(self, sql, params)
+
+    monkeypatch.setattr(PostgresSession, "execute_count", execute_count)
+    monkeypatch.setattr(PostgresSession, "execute", execute)
     readings, events = cd.generate()
     with open_warehouse(pg_url) as wh:
         wh.load_registry_file(registry_demo)
         for b, c in cd.batches(readings[:3000], events[:200]):
             wh.land_batch(b, body_checksum=c, received_ms=1)
         wh.run_transforms(only=["dwd_reading", "dwd_acs_event"])
+        # a late re-versioned copy of 500 stored readings: the superseding DELETE runs
+        newer = [cd.R(r.device, r.metric, r.unit, r.agg, r.window_s, r.ts_ms, r.value + 1, r.quality, r.version + 1)
+                 for r in readings[:500]]
+        for gw in sorted({r.gateway for r in newer}):
+            b, c = cd.wire_roundtrip(cd.make_batch(gw, 1000, [r for r in newer if r.gateway == gw]))
+            assert wh.land_batch(b, body_checksum=c, received_ms=2).status == "stored"
+        wh.run_transforms(only=["dwd_reading"])
         with wh.maintenance() as s, s.transaction():
             before = s.fetch_one_value("SELECT current_setting('enable_nestloop')")
             with s.hash_joins():
@@ -167,6 +183,10 @@ def test_postgres_dwd_inserts_probe_the_unique_index_without_nested_loops(
     assert (before, inside, after) == ("on", "off", "on")
     assert set(plans) >= {"dwd_env_reading_di", "dwd_occ_reading_di", "dwd_energy_reading_di",
                           "dwd_acs_event_di"}
-    for table, plan in plans.items():
-        assert f"Conflict Arbiter Indexes: ux_{table}" in plan, plan
-        assert "Nested Loop" not in plan, plan
+    for table, text in plans.items():
+        assert f"Conflict Arbiter Indexes: ux_{table}" in text, text
+        assert "Nested Loop" not in text, text
+    assert "dwd_env_reading_di" in deletes
+    for table, text in deletes.items():  # one unique-index lookup per superseding candidate, no scan of DWD
+        assert f"Index Scan using ux_{table}" in text, text
+        assert f"Seq Scan on {table}" not in text, text

@@ -121,10 +121,11 @@ def merge(ctx: Context, cand: str, params: tuple[object, ...], table: str, key: 
 
     * Superseding: only a candidate with a version above 0 can replace a stored row (versions are >= 0), and
       such candidates are few (late windows), so they are copied to an analysed temporary table first and the
-      DELETE looks up each of them (PostgreSQL: through the unique index) instead of trusting a guess of the
-      size of the ODS range.
+      DELETE looks each of them up (PostgreSQL: nested loop over the unique index, never a scan of the whole
+      DWD table) instead of trusting a guess of the size of the ODS range.
     * Inserting: where the key is a unique index (PostgreSQL) ``ON CONFLICT (key) DO NOTHING`` decides, one
-      index probe per row. An anti-join (``NOT EXISTS``) there was planned from statistics of the ODS range
+      index probe per row, and the candidates are joined to the DIM tables with hash joins
+      (``Session.hash_joins``). An anti-join (``NOT EXISTS``) there was planned from statistics of the ODS range
       and of the DWD table being filled (none on a fresh database) as a nested loop rescanning the DWD table
       for every candidate, including the rows this same statement had already inserted: quadratic, 948
       readings/s. DuckDB has no index on the key (it would slow appends) and hashes the anti-join; existing
@@ -141,8 +142,13 @@ def merge(ctx: Context, cand: str, params: tuple[object, ...], table: str, key: 
             s.execute(f"CREATE TEMP TABLE {newer} AS SELECT {', '.join('c.' + k for k in key)}, "
                       f"c.{version_col} FROM {cand} c WHERE c.{version_col} > 0", params)
         s.analyze(newer)
-        s.execute(f"DELETE FROM {table} t WHERE {in_span} AND EXISTS (SELECT 1 FROM {newer} c "
-                  f"WHERE {match} AND c.{version_col} > t.{version_col})")
+        # USING (an inner join; one row per key in the candidates), not EXISTS: the version comparison in a
+        # semi-join keeps PostgreSQL from driving it from the candidates, it would scan DWD row by row instead.
+        # No span there: its default selectivity makes the DWD table look tiny (a scan per candidate).
+        span_cond = "" if s.unique_keys else f"{in_span} AND "
+        with s.index_probes():
+            s.execute(f"DELETE FROM {table} t USING {newer} c WHERE {span_cond}{match} "
+                      f"AND c.{version_col} > t.{version_col}")
         s.execute(f"DROP TABLE {newer}")
     cols = ", ".join(columns)
     # the dictionary version is a bound parameter; it precedes the candidates' parameters in the text
