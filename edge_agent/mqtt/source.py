@@ -25,9 +25,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.model import Message
 
@@ -147,7 +149,7 @@ class MqttSource:
     # -- paho callbacks (paho's thread) -------------------------------------------------------
 
     def _on_connect(self, client: paho.Client, _userdata: object, flags: paho.ConnectFlags,
-                    reason_code: paho.ReasonCode, _props: object) -> None:
+                    reason_code: ReasonCode, _props: object) -> None:
         if reason_code.is_failure:
             self.last_error = f"connect refused: {reason_code}"
             _LOGGER.error("MQTT broker %s:%s refused the connection: %s", self.settings.host,
@@ -162,7 +164,7 @@ class MqttSource:
                      self.settings.port, flags.session_present)
         client.subscribe([(t, self.settings.qos) for t in self.settings.topics])
 
-    def _on_subscribe(self, _c: paho.Client, _u: object, _mid: int, reason_codes: Sequence[paho.ReasonCode],
+    def _on_subscribe(self, _c: paho.Client, _u: object, _mid: int, reason_codes: Sequence[ReasonCode],
                       _p: object) -> None:
         bad = [str(rc) for rc in reason_codes if rc.is_failure]
         if bad:
@@ -170,7 +172,7 @@ class MqttSource:
             _LOGGER.error("broker refused subscription to %s: %s", self.settings.topics, bad)
         self._connected.set()
 
-    def _on_disconnect(self, _c: paho.Client, _u: object, _flags: object, reason_code: paho.ReasonCode,
+    def _on_disconnect(self, _c: paho.Client, _u: object, _flags: object, reason_code: ReasonCode,
                        _p: object) -> None:
         self._connected.clear()
         self._generation += 1  # acks for this connection's messages must not go out on the next one
@@ -180,7 +182,7 @@ class MqttSource:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         received = ReceivedMessage(
-            Message(msg.topic, msg.payload, int(self._clock() * 1000), msg.mid, msg.qos, bool(msg.retain)),
+            Message(msg.topic, cast(bytes, msg.payload), int(self._clock() * 1000), msg.mid, msg.qos, bool(msg.retain)),
             self._generation,
             bool(msg.dup),
         )

@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-import httpx
 import orjson
 
 from gateway.config import ConfigError, load_config
@@ -32,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         base = f"http://{cfg.http_host}:{cfg.http_port}"
     try:
-        r = httpx.get(f"{base.rstrip('/')}/status", timeout=5.0)
+        r = _httpx().get(f"{base.rstrip('/')}/status", timeout=5.0)
         r.raise_for_status()
-    except httpx.HTTPError as exc:
+    except _httpx().HTTPError as exc:
         sys.stderr.write(f"campus-edge: cannot reach the daemon at {base}: {exc}\n")
         return 1
     data = r.json()
@@ -66,3 +65,10 @@ def render(s: dict[str, Any]) -> str:
     for dev in s["devices"]["silent_list"][:10]:
         lines.append(f"    silent: {dev['device']} ({dev['profile']}) for {dev['silent_s']:.0f} s")
     return "\n".join(lines) + "\n"
+
+
+def _httpx() -> Any:
+    """httpx, imported when this command runs (through the uploader, which keeps httpx's own CLI unloaded)."""
+    import edge_agent.upload  # noqa: F401 - imports httpx without its CLI (see edge_agent/upload/uploader.py)
+
+    return sys.modules["httpx"]
