@@ -105,6 +105,10 @@ class Session:
     def analyze(self, table: str) -> None:
         """Refresh the planner's statistics of ``table`` (a temporary table just filled, typically)."""
 
+    def key_hash(self, exprs: Sequence[str]) -> str | None:
+        """SQL for one 64-bit hash of ``exprs`` (equal values, equal hash), or None where none is cheap."""
+        return None
+
     @contextlib.contextmanager
     def hash_joins(self) -> Iterator[None]:
         """Inside a transaction: plan the statements run in the block without nested-loop joins.
@@ -212,6 +216,9 @@ class DuckDBSession(Session):
 
     def idiv(self, a: str, b: str) -> str:
         return f"(({a}) // ({b}))"
+
+    def key_hash(self, exprs: Sequence[str]) -> str | None:
+        return f"hash({', '.join(exprs)})"
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -166,21 +166,30 @@ def dwd_readings(ctx: Context, device_filter: str | None = None) -> dict[str, in
 
     One INSERT … SELECT per process straight from ODS (no materialised candidate table: the scan of the ODS
     range is cheap, copying its strings is not). Two fast paths, both exact: the ranking window is skipped
-    when no key repeats inside the range (a hash aggregate is half the cost of the window), and the
+    when no key repeats inside the range (a hash aggregate is half the cost of the window; on DuckDB a count
+    of distinct key hashes in the statistics scan, cheaper still), and the
     superseding DELETE only runs when the range holds a re-versioned window (version-0 rows never replace).
     """
     s = ctx.session
     where = f"WHERE r.load_id > ? AND r.load_id <= ?{_device_filter('r', device_filter)}"
-    lo_ts, hi_ts, n, max_ver = s.fetchall(
-        f"SELECT MIN(r.ts_ms), MAX(r.ts_ms), COUNT(*), MAX(r.window_ver) FROM ods_iot_reading_di r {where}",
-        (ctx.lo, ctx.hi))[0]
+    # Where the engine hashes cheaply (DuckDB), the repeat check rides on the same scan: as many distinct key
+    # hashes as rows means no key repeats (equal keys hash equally); fewer means a repeat or, with odds of
+    # ~n^2/2^65, a collision, and then the ranking window runs: exact either way, at 0.6x the CPU of grouping.
+    key_hash = s.key_hash([f"r.{k}" for k in _KEY])
+    distinct = f", COUNT(DISTINCT {key_hash})" if key_hash else ""
+    lo_ts, hi_ts, n, max_ver, *hashes = s.fetchall(
+        f"SELECT MIN(r.ts_ms), MAX(r.ts_ms), COUNT(*), MAX(r.window_ver){distinct} FROM ods_iot_reading_di r "
+        f"{where}", (ctx.lo, ctx.hi))[0]
     out = dict.fromkeys(PROCESS_TABLES.values(), 0)
     if not n:
         return out
-    repeats = s.fetch_one_value(
-        f"SELECT COUNT(*) FROM (SELECT 1 AS x FROM ods_iot_reading_di r {where} "
-        "GROUP BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.ts_ms HAVING COUNT(*) > 1) k",
-        (ctx.lo, ctx.hi))
+    if hashes:
+        repeats = int(hashes[0]) < int(n)
+    else:
+        repeats = bool(s.fetch_one_value(
+            f"SELECT COUNT(*) FROM (SELECT 1 AS x FROM ods_iot_reading_di r {where} "
+            "GROUP BY r.device_id, r.metric_code, r.agg_code, r.window_s, r.ts_ms HAVING COUNT(*) > 1) k",
+            (ctx.lo, ctx.hi)))
     for process, table in PROCESS_TABLES.items():
         cand = f"({candidates_sql(ctx, process, device_filter, dedupe=bool(repeats))})"
         out[table] = merge(ctx, cand, (ctx.lo, ctx.hi), table, _KEY, DWD_READING_COLUMNS,
