@@ -59,7 +59,7 @@ BENCHES = (
     Bench("wire", "bench_wire.py", what="wire bytes per reading vs JSON+gzip"),
     Bench("reduce", "bench_reduce.py", what="numpy reducers vs plain Python"),
     Bench("buffer", "bench_buffer.py", what="SQLite buffer commit and outbox throughput"),
-    Bench("warehouse", "bench_warehouse.py", ("--postgres", "auto", "--postgres-readings", "50000"),
+    Bench("warehouse", "bench_warehouse.py", ("--postgres", "auto"),
           what="decode + ODS + DWD on DuckDB (and PostgreSQL) vs executemany"),
 )
 
