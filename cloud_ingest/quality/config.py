@@ -36,6 +36,7 @@ class QualityConfig:
     max_rate_per_min: dict[str, float]
     room_tolerance: dict[str, float]
     submeter_tolerance: float = 0.1  # |sum of sub-meter kWh - main meter kWh| allowed, as a share of the main's
+    silent_min_share: float = 0.5  # silent devices count when at least this share of the campus's devices reported
 
 
 def _num_map(raw: Any, where: str, keys: tuple[str, ...] | None = None) -> dict[str, float]:
@@ -70,6 +71,8 @@ def parse_config(raw: Any, source: str) -> QualityConfig:
     return QualityConfig(
         weights=weights, thresholds=thresholds, finding_scopes=scopes,
         gap_factor=_num_map(raw.get("completeness", {}) or {}, f"{source}: completeness").get("gap_factor", 1.5),
+        silent_min_share=_num_map(raw.get("completeness", {}) or {}, f"{source}: completeness").get(
+            "silent_min_share", 0.5),
         timely_target_s=_num_map(raw.get("timeliness", {}) or {}, f"{source}: timeliness").get("target_s", 300.0),
         stuck_samples=stuck, stuck_metrics=tuple(str(m) for m in acc.get("stuck_metrics", []) or []),
         max_rate_per_min=_num_map(acc.get("max_rate_per_min", {}) or {}, f"{source}: accuracy.max_rate_per_min"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
         late_every: int = 0, heartbeat_every: int = 500, silent_devices: int = 0, stop_at: float = 0.0) -> SimRun:
     """Simulate, decode, land (every ``late_every``-th batch LATE_MS late) and transform; the faults' account.
 
-    ``silent_devices`` more devices are registered (``<id>-silent``, copies of the first simulated devices:
+    ``silent_devices`` more devices are registered (``<id>-silent<i>``, copies of the simulated devices:
     same profile and room) that never send anything. With ``stop_at`` (0..1) the first registered device goes
     quiet after that share of the messages (``SimRun.stopped``: its id; ``stopped_ts_ms``: when).
 
@@ -54,7 +55,8 @@ def run(wh: Warehouse, faults: str, *, devices: int = 40, n: int = 6000, seed: i
     """
     sim = Simulator.build(devices, seed=seed, start_ms=START_MS, rate=200, time_scale=60, faults=faults, mix=mix)
     reg = registry_for(sim, campus_id="cmp-q", gateway_id=GATEWAY, profile_versions={})
-    reg["devices"] += [{**d, "id": f"{d['id']}-silent"} for d in reg["devices"][:silent_devices]]
+    reg["devices"] += [{**d, "id": f"{d['id']}-silent{i}"}
+                       for i, d in zip(range(silent_devices), itertools.cycle(reg["devices"]), strict=False)]
     wh.load_registry(parse_registry(reg, "sim"))
     profiles = ProfileSet.load(ROOT / "device_profiles", timezone="Asia/Shanghai")
     pz = Pseudonymizer.from_text(edge_run.KEY_TEXT)

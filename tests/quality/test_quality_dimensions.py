@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud_ingest.quality.evidence import evidence
+from cloud_ingest.quality.config import default_config
+from cloud_ingest.quality.evidence import FindingRef, evidence_for
 from cloud_ingest.quality.report import build_report
 from cloud_ingest.warehouse import Warehouse, open_warehouse
 from cloud_ingest.warehouse.transforms.dwd import PROCESS_TABLES
@@ -143,9 +144,16 @@ def test_malformed_messages_lower_validity_through_the_heartbeat_counters(tmp_pa
     assert c["evict_cnt"] == 0
 
 
-def _dwd_union() -> str:
-    return " UNION ALL ".join(f"SELECT device_id, metric_code, agg_code, ts_ms FROM {t}"
+def _dwd_union(extra: str = "") -> str:
+    return " UNION ALL ".join(f"SELECT device_id, metric_code, agg_code, ts_ms{extra} FROM {t}"
                               for t in PROCESS_TABLES.values())
+
+
+def _horizon(wh: Warehouse) -> tuple[int, int]:
+    """The day's data horizon: the median device's first and last reading (one campus-day in these runs)."""
+    lo, hi = wh.query(f"SELECT CAST(median(f) AS BIGINT), CAST(median(l) AS BIGINT) FROM (SELECT device_id, "
+                      f"MIN(ts_ms) AS f, MAX(ts_ms) AS l FROM ({_dwd_union()}) u GROUP BY device_id) d")[1][0]
+    return int(lo), int(hi)
 
 
 def _dwd_span(wh: Warehouse) -> tuple[int, int]:
@@ -176,10 +184,10 @@ def test_lag_to_dwd_is_measured_from_the_transform_run_that_loaded_it(tmp_path: 
 def test_a_device_silent_all_day_owes_its_profile_readings(tmp_path: Path) -> None:
     with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
         run = sim_run.run(wh, "", n=3000, devices=20, silent_devices=2)
-        lo, hi = _dwd_span(wh)
+        lo, hi = _horizon(wh)
         day = wh.query("SELECT device_id, reading_cnt, expected_cnt, gap_cnt, gap_max_ms, profile_ref "
                        "FROM dws_qlt_device_1d q JOIN dim_iot_device d USING (device_id) "
-                       "WHERE device_id LIKE '%-silent' ORDER BY device_id")[1]
+                       "WHERE device_id LIKE '%-silent%' ORDER BY device_id")[1]
         intervals = dict(wh.query("SELECT profile_ref, SUM(CEIL(? / (interval_s * 1000.0))) "
                                   "FROM dim_iot_profile_metric WHERE interval_s > 0 GROUP BY profile_ref",
                                   (hi - lo,))[1])
@@ -187,7 +195,7 @@ def test_a_device_silent_all_day_owes_its_profile_readings(tmp_path: Path) -> No
                                "WHERE reading_cnt = 0 GROUP BY device_id")[1])
         c = _campus(wh)
         sent = wh.query("SELECT SUM(reading_cnt), SUM(expected_cnt) FROM dws_qlt_device_1d "
-                        "WHERE device_id NOT LIKE '%-silent'")[1][0]
+                        "WHERE device_id NOT LIKE '%-silent%'")[1][0]
     assert run.readings > 0
     assert len(day) == 2
     owed = 0
@@ -203,15 +211,19 @@ def test_a_device_silent_all_day_owes_its_profile_readings(tmp_path: Path) -> No
 
 def test_a_device_that_stops_early_has_a_trailing_gap_to_the_horizon(tmp_path: Path) -> None:
     with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
-        run = sim_run.run(wh, "", n=3000, devices=20, stop_at=0.5)
-        _, hi = _dwd_span(wh)
-        # per raw series of the device: its last reading and its cadence (it reports far faster than its profile
-        # declares, so the median step is the expected interval)
+        run = sim_run.run(wh, "", n=12000, devices=10, stop_at=0.25)
+        _, hi = _horizon(wh)
+        # per raw series of the device: its last reading and the interval it is held to beyond it: the profile's
+        # declared interval, or its median step when that is longer (here it reports far faster than declared);
+        # none for a metric without a declared interval (link_quality here): not extrapolated
         series = wh.query(f"""
-            SELECT metric_code, MAX(ts_ms), median(step) FROM (
-                SELECT metric_code, ts_ms, ts_ms - LAG(ts_ms) OVER (PARTITION BY metric_code ORDER BY ts_ms) AS step
-                FROM ({_dwd_union()}) u WHERE device_id = ? AND agg_code = 'raw') s
-            GROUP BY metric_code""", (run.stopped,))[1]
+            SELECT s.metric_code, MAX(s.ts_ms), CASE WHEN MIN(pm.interval_s) IS NOT NULL
+                THEN GREATEST(MIN(pm.interval_s) * 1000, median(s.step)) END
+            FROM (SELECT metric_code, ts_ms, profile_ref,
+                         ts_ms - LAG(ts_ms) OVER (PARTITION BY metric_code ORDER BY ts_ms) AS step
+                  FROM ({_dwd_union(", profile_ref")}) u WHERE device_id = ? AND agg_code = 'raw') s
+            LEFT JOIN dim_iot_profile_metric pm ON pm.profile_ref = s.profile_ref AND pm.metric_code = s.metric_code
+            GROUP BY s.metric_code""", (run.stopped,))[1]
         day = wh.query("SELECT reading_cnt, expected_cnt, gap_cnt, gap_max_ms FROM dws_qlt_device_1d "
                        "WHERE device_id = ?", (run.stopped,))[1][0]
         hour = wh.query("SELECT SUM(gap_cnt) FROM dws_qlt_device_1h WHERE device_id = ? AND hour_ms = ?",
@@ -219,20 +231,34 @@ def test_a_device_that_stops_early_has_a_trailing_gap_to_the_horizon(tmp_path: P
         others = wh.query("SELECT SUM(expected_cnt - reading_cnt) FROM dws_qlt_device_1d WHERE device_id <> ?",
                           (run.stopped,))[1][0][0]
         (dt,) = wh.query("SELECT dt FROM dws_qlt_device_1d WHERE device_id = ?", (run.stopped,))[1][0]
-        ev = evidence(wh, f"{dt}:device:{run.stopped}:completeness", limit=100)
+        fid = f"{dt}:device:{run.stopped}:completeness"  # above the threshold: no finding, the evidence all the same
+        ev = evidence_for(wh, FindingRef(fid, "cmp-q", "device", run.stopped, dt, "completeness"), limit=100)
     assert run.stopped
-    assert len(series) >= 3
-    # the finding's evidence: one trailing gap per series, from its last reading to the horizon's end
-    assert sorted((r["metric_code"], r["from_ts_ms"], r["ts_ms"]) for r in ev.rows) == sorted(
-        (m, last, hi) for m, last, _ in series)
-    assert {r["kind"] for r in ev.rows} == {"trailing_gap"}
+    # gaps where the time since the last reading exceeds gap_factor x the interval: round(step / interval) - 1
+    # readings each, as if a reading stood at the horizon's end
+    factor = default_config().gap_factor
+    gapped = [(m, last, iv) for m, last, iv in series if iv is not None and hi - last > factor * iv]
+    assert 3 <= len(gapped) < len(series)  # the 600 s metrics have a gap; not the hourly battery ones, link_quality
+    owed = sum(round((hi - last) / iv) - 1 for _, last, iv in gapped)
     readings, expected, gaps, gap_max = day
-    # as if a reading stood at the horizon's end: round(step / interval) - 1 per series
-    owed = sum(round((hi - last) / step) - 1 for _, last, step in series)
-    assert owed > 20 * len(series)
-    assert expected - readings == owed == ev.counted["trailing_gap"]
-    assert gaps == len(series)
-    assert gap_max == max(hi - last for _, last, _ in series)
+    assert expected - readings == owed == ev.counted["trailing_gap"] > 0
+    assert gaps == len(gapped)
+    assert gap_max == max(hi - last for _, last, _ in gapped)
     assert max(last for _, last, _ in series) < run.stopped_ts_ms < hi
-    assert hour == len(series)  # placed in the hour the horizon ends in
+    assert hour == len(gapped)  # placed in the hour the horizon ends in
+    # the finding's evidence: one trailing gap per gapped series, from its last reading to the horizon's end
+    assert sorted((r["metric_code"], r["from_ts_ms"], r["ts_ms"]) for r in ev.rows) == sorted(
+        (m, last, hi) for m, last, _ in gapped)
+    assert {r["kind"] for r in ev.rows} == {"trailing_gap"}
     assert others == 0  # nobody else stopped or started late, and no faults: no other gaps
+
+
+def test_silent_devices_count_only_on_a_day_most_devices_reported(tmp_path: Path) -> None:
+    with open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        # 10 devices report, 12 more are registered and silent: 10 of 22 is below silent_min_share (0.5), so
+        # the day's horizon is not taken as proof that the 12 should have reported
+        sim_run.run(wh, "", n=1500, devices=10, silent_devices=12)
+        silent = wh.query("SELECT COUNT(*) FROM dws_qlt_device_1d WHERE reading_cnt = 0")[1][0][0]
+        reporting = wh.query("SELECT COUNT(*) FROM dws_qlt_device_1d")[1][0][0]
+    assert default_config().silent_min_share == 0.5
+    assert (silent, reporting) == (0, 10)

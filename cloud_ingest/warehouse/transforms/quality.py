@@ -102,24 +102,33 @@ FROM e JOIN subs ON subs.main_id = e.device_id AND subs.hour_ms = e.hour_ms
 WHERE {rules.is_submeter_mismatch(cfg)}""")
 
 
-def _stage_silent(ctx: Context) -> None:
+def _stage_silent(ctx: Context, cfg: QualityConfig) -> None:
     """Device-hours of registered devices that sent nothing all day, with the readings they owed.
 
-    A staged campus day's data horizon is its first to its last reading (the day so far, for today). A device
-    placed in the campus over part of that horizon with no reading that day owes, per metric its profile gives
-    an interval, one reading per interval from the start of its span: ``ceil((t - lo) / interval)`` readings
-    are due before ``t``; an hour owes the difference at its two ends (the hours add up to the day).
+    A staged campus day's data horizon runs from the median device's first to the median device's last reading
+    (``rules.horizon_cte``: the day so far, for today). A device placed in the campus over part of that
+    horizon with no reading that day owes, per metric its profile gives an interval, one reading per interval
+    from the start of its span: ``ceil((t - lo) / interval)`` readings are due before ``t``; an hour owes the
+    difference at its two ends (the hours add up to the day). Only on days when at least ``silent_min_share``
+    of the campus's registered devices reported: a few stray readings do not make everyone else silent.
     """
     s = ctx.session
     s.execute("DROP TABLE IF EXISTS tmp_qlt_sil")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_sil AS
-WITH {rules.horizon_cte("tmp_qlt_rd")}, dev AS (
-    SELECT d.campus_id, d.building_id, d.room_id, d.gateway_id, d.device_id, d.profile_ref, hz.dt,
-        GREATEST(hz.lo_ms, d.valid_from_ms) AS lo_ms, LEAST(hz.hi_ms, d.valid_to_ms) AS hi_ms
+WITH {rules.horizon_cte("tmp_qlt_rd")}, placed AS (
+    SELECT d.*, hz.dt, GREATEST(hz.lo_ms, d.valid_from_ms) AS span_lo, LEAST(hz.hi_ms, d.valid_to_ms) AS span_hi,
+        hz.device_n
     FROM dim_iot_device d
     JOIN hz ON hz.campus_id = d.campus_id AND d.valid_from_ms <= hz.hi_ms AND d.valid_to_ms > hz.lo_ms
-    WHERE NOT EXISTS (SELECT 1 FROM tmp_qlt_rd r WHERE r.device_id = d.device_id AND r.dt = hz.dt)
+), reg AS (
+    SELECT p.campus_id, p.dt, COUNT(DISTINCT p.device_id) AS reg_n FROM placed p GROUP BY p.campus_id, p.dt
+), dev AS (
+    SELECT p.campus_id, p.building_id, p.room_id, p.gateway_id, p.device_id, p.profile_ref, p.dt,
+        p.span_lo AS lo_ms, p.span_hi AS hi_ms
+    FROM placed p JOIN reg ON reg.campus_id = p.campus_id AND reg.dt = p.dt
+    WHERE p.device_n >= {float(cfg.silent_min_share)!r} * reg.reg_n
+        AND NOT EXISTS (SELECT 1 FROM tmp_qlt_rd r WHERE r.device_id = p.device_id AND r.dt = p.dt)
 ), h AS (
     SELECT dev.*, pm.interval_s * 1000 AS iv_ms, a.day_start_ms - a.day_start_ms % 3600000 + g.k * 3600000 AS hour_ms
     FROM dev
@@ -221,7 +230,7 @@ def qlt_device(ctx: Context) -> dict[str, int]:
         return {"dws_qlt_device_1h": 0, "dws_qlt_device_1d": 0}
     cfg = default_config()
     _stage_readings(ctx, cfg)
-    _stage_silent(ctx)
+    _stage_silent(ctx, cfg)
     hourly = replace_days(ctx, "dws_qlt_device_1h", DAYS, _device_sql(ctx, cfg, "dws_qlt_device_1h", "hour_ms"))
     daily = replace_days(ctx, "dws_qlt_device_1d", DAYS, _device_sql(ctx, cfg, "dws_qlt_device_1d", "dt"))
     for table, grain in (("dws_qlt_device_1h", "hour_ms"), ("dws_qlt_device_1d", "dt")):

@@ -49,7 +49,10 @@ def interval_ctes(src: str, keys: Sequence[str]) -> str:
     ``src`` has the reading columns plus ``step_ms`` (since the series' previous reading). An aggregate's
     interval is its window; a raw series' is its profile's declared interval, unless the series keeps a
     cadence more than twice as fast (a device configured to report more often) or the profile declares none:
-    then the median step (which gaps do not move).
+    then the median step (which gaps do not move). ``edge_ms`` is the interval a series is held to beyond its
+    first and last reading (:func:`edge_gap_ctes`): the declared one, or the median step when that is longer —
+    what the device must keep at least; a device configured to report faster is not extrapolated at its speed,
+    and a metric its profile declares no interval for (reported on change, say) is not extrapolated at all.
     """
     cols = ", ".join(f"s.{k}" for k in keys)
     md_cols = ", ".join(f"md.{k}" for k in keys)
@@ -61,20 +64,30 @@ def interval_ctes(src: str, keys: Sequence[str]) -> str:
     SELECT {md_cols}, CASE
         WHEN md.agg_code <> 'raw' AND md.window_s > 0 THEN CAST(md.window_s AS {F8}) * 1000
         WHEN pm.interval_s IS NOT NULL AND md.median_ms >= pm.interval_s * 500 THEN pm.interval_s * 1000
-        ELSE md.median_ms END AS interval_ms
+        ELSE md.median_ms END AS interval_ms,
+        CASE WHEN md.agg_code <> 'raw' AND md.window_s > 0 THEN CAST(md.window_s AS {F8}) * 1000
+        WHEN pm.interval_s IS NOT NULL THEN GREATEST(pm.interval_s * 1000, md.median_ms) END AS edge_ms
     FROM md LEFT JOIN dim_iot_profile_metric pm ON pm.profile_ref = md.profile_ref
         AND pm.metric_code = md.metric_code
 )"""
 
 
 def horizon_cte(src: str, *, per_day: bool = True) -> str:
-    """CTE ``hz``: each campus-day's data horizon, its first to its last reading (the day so far, for today).
+    """CTEs ``hd``, ``hz``: each campus-day's data horizon, from the median device's first reading to the median
+    device's last (the day so far, for today), and ``device_n``, the devices that reported.
 
-    ``per_day=False`` for a ``src`` of one campus-day without a ``dt`` column.
+    Medians, not the extremes: a few readings with wrong clocks or stamped on arrival must not stretch the
+    span every device is held to. ``per_day=False`` for a ``src`` of one campus-day without a ``dt`` column.
     """
     keys = "s.campus_id, s.dt" if per_day else "s.campus_id"
-    return f"""hz AS (
-    SELECT {keys}, MIN(s.ts_ms) AS lo_ms, MAX(s.ts_ms) AS hi_ms FROM {src} s GROUP BY {keys}
+    hd_keys = "hd.campus_id, hd.dt" if per_day else "hd.campus_id"
+    return f"""hd AS (
+    SELECT {keys}, s.device_id, MIN(s.ts_ms) AS first_ms, MAX(s.ts_ms) AS last_ms FROM {src} s
+    GROUP BY {keys}, s.device_id
+), hz AS (
+    SELECT {hd_keys}, CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY hd.first_ms) AS BIGINT) AS lo_ms,
+        CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY hd.last_ms) AS BIGINT) AS hi_ms, COUNT(*) AS device_n
+    FROM hd GROUP BY {hd_keys}
 )"""
 
 
@@ -84,10 +97,11 @@ def edge_gap_ctes(cfg: QualityConfig, src: str, keys: Sequence[str]) -> str:
     Needs ``hz`` (:func:`horizon_cte`) and ``iv`` (:func:`interval_ctes`) before it. The horizon is narrowed to
     the device's registered placements (dim_iot_device). A ``leading_gap`` runs from the horizon's start to the
     series' first reading, a ``trailing_gap`` from its last reading to the horizon's end; either counts when it
-    is a gap (:func:`is_gap`) and misses ``round(step / interval) - 1`` readings, as if a reading stood at the
-    horizon's edge. ``eg`` has ``keys``, ``kind``, ``from_ms``, ``to_ms``, ``at_ms`` (the series' reading at the
-    gap: its first or last) and ``interval_ms``. Aggregate series are left out: the edge emits a window only
-    after its lateness allowance, so their last window always trails the raw data.
+    is a gap (:func:`is_gap`, against the series' ``edge_ms``) and misses ``round(step / interval) - 1``
+    readings, as if a reading stood at the horizon's edge. ``eg`` has ``keys``, ``kind``, ``from_ms``,
+    ``to_ms``, ``at_ms`` (the series' reading at the gap: its first or last) and ``interval_ms``. Aggregate
+    series are left out: the edge emits a window only after its lateness allowance, so their last window
+    always trails the raw data.
     """
     cols = ", ".join(f"s.{k}" for k in keys)
     eb_cols = ", ".join(f"eb.{k}" for k in keys)
@@ -99,7 +113,7 @@ def edge_gap_ctes(cfg: QualityConfig, src: str, keys: Sequence[str]) -> str:
     SELECT d.device_id, MIN(d.valid_from_ms) AS from_ms, MAX(d.valid_to_ms) AS to_ms
     FROM dim_iot_device d GROUP BY d.device_id
 ), eb AS (
-    SELECT se.*, iv.interval_ms, GREATEST(hz.lo_ms, COALESCE(pl.from_ms, hz.lo_ms)) AS lo_ms,
+    SELECT se.*, iv.edge_ms AS interval_ms, GREATEST(hz.lo_ms, COALESCE(pl.from_ms, hz.lo_ms)) AS lo_ms,
         LEAST(hz.hi_ms, COALESCE(pl.to_ms, hz.hi_ms)) AS hi_ms
     FROM se
     JOIN hz ON hz.campus_id = se.campus_id{day}
