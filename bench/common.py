@@ -278,6 +278,18 @@ def write_daemon_config(tmp: Path, *, broker_port: int, api_url: str, topics: Se
     return cfg, http_port(cfg)
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> int:
+    """SIGTERM ``proc`` and wait up to ``timeout`` s (then SIGKILL); its exit code (0 if it never started)."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else 0
+    proc.terminate()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
+
+
 class Daemon:
     """``campus-edge run --config`` as a subprocess; ``status()`` reads its ``/status`` JSON."""
 
@@ -312,14 +324,7 @@ class Daemon:
             return json.loads(r.read())  # type: ignore[no-any-return]
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+        return terminate(self.proc, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -414,14 +419,7 @@ class Cloud:
 
     def stop(self, timeout: float = 120.0) -> int:
         """SIGTERM (in-flight landings and a running transform finish), then wait."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+        return terminate(self.proc, timeout)
 
     def connect_readonly(self) -> Any:
         """A read-only DuckDB connection to the warehouse file (the service must be stopped)."""
