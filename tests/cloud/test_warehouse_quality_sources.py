@@ -28,7 +28,7 @@ def _load(wh: Warehouse, registry_demo: Path, tmp_path: Path) -> None:
     wh.load_registry_file(p)
 
 
-def _counter(device: str, per_step: list[float]) -> list[Reading]:
+def counter(device: str, per_step: list[float]) -> list[Reading]:
     """A kWh counter advancing by per_step[i] in step i (one reading per 10 min from 10:00)."""
     out, total = [Reading(device, "energy_active_total", T0, 100.0, "kWh", EM)], 100.0
     for i, inc in enumerate(per_step):
@@ -41,8 +41,8 @@ def test_sub_meters_and_room_sensors_are_checked_against_their_reference(warehou
                                                                          tmp_path: Path) -> None:
     _load(warehouse, registry_demo, tmp_path)
     # 10:00-11:00 the sub-meters sum to 95 % of the main meter (within 10 %); 11:00-12:00 only to 60 %
-    readings = [*_counter("em-teach", [2.0] * 11), *_counter("sm-a", [0.8] * 5 + [0.8] * 6),
-                *_counter("sm-b", [1.1] * 5 + [0.4] * 6)]
+    readings = [*counter("em-teach", [2.0] * 11), *counter("sm-a", [0.8] * 5 + [0.8] * 6),
+                *counter("sm-b", [1.1] * 5 + [0.4] * 6)]
     for i in range(6):  # aq-mobile (t101 until noon) reads 5 °C above the authoritative aq-t101
         readings.append(Reading("aq-t101", "temperature_air", T0 + i * STEP, 21.0, "Cel", AQ))
         readings.append(Reading("aq-mobile", "temperature_air", T0 + i * STEP, 26.0, "Cel", AQ))

@@ -14,21 +14,11 @@ from cloud_ingest.quality.evidence import evidence
 from cloud_ingest.warehouse import Warehouse, open_warehouse
 from edge_agent.model import ProfileRef, Reading
 from edge_agent.wire import build_batch
+from tests.cloud.test_warehouse_quality_sources import AQ, HOUR, STEP, T0, counter
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = 1_725_242_400_000  # 2024-09-02 10:00 +08:00
 DAY = "2024-09-02"
-HOUR, STEP = 3_600_000, 600_000
-EM, AQ = ProfileRef("tasmota_energy", 1), ProfileRef("z2m_aq_co2", 1)
 XIAOMI = ProfileRef("zigbee2mqtt.xiaomi_wsdcgq01lm", 1)  # temperature_air every 600 s (its profile)
-
-
-def _counter(device: str, per_step: list[float]) -> list[Reading]:
-    out, total = [Reading(device, "energy_active_total", T0, 100.0, "kWh", EM)], 100.0
-    for i, inc in enumerate(per_step):
-        total += inc
-        out.append(Reading(device, "energy_active_total", T0 + (i + 1) * STEP, total, "kWh", EM))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +34,8 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     w = open_warehouse(f"duckdb:///{tmp / 'wh.duckdb'}")
     w.load_registry_file(tmp / "reg.yaml")
     # 10:00-11:00 the sub-meters sum to 95 % of the main meter; 11:00-12:00 only to 60 %
-    readings = [*_counter("em-teach", [2.0] * 11), *_counter("sm-a", [0.8] * 11),
-                *_counter("sm-b", [1.1] * 5 + [0.4] * 6)]
+    readings = [*counter("em-teach", [2.0] * 11), *counter("sm-a", [0.8] * 11),
+                *counter("sm-b", [1.1] * 5 + [0.4] * 6)]
     for i in range(6):  # aq-mobile reads 5 °C above the authoritative aq-t101
         readings.append(Reading("aq-t101", "temperature_air", T0 + i * STEP, 21.0, "Cel", AQ))
         readings.append(Reading("aq-mobile", "temperature_air", T0 + i * STEP, 26.0, "Cel", AQ))
