@@ -66,10 +66,13 @@ FROM w""")
     # series starting late or stopping early within the campus's data horizon (placed in the hour of the
     # reading that ends the gap, or of the horizon's end)
     keys = (*rules.SERIES, "dt")
+    # each campus-day's data horizon, once: the edge gaps here and the silent devices (_stage_silent) use it
+    s.execute("DROP TABLE IF EXISTS tmp_qlt_hz")
+    s.execute(f"CREATE TEMP TABLE tmp_qlt_hz AS WITH {rules.horizon_cte('tmp_qlt_rd')} SELECT * FROM hz")
     s.execute("DROP TABLE IF EXISTS tmp_qlt_gap")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_gap AS
-WITH {rules.interval_ctes("tmp_qlt_rd", keys)}, {rules.horizon_cte("tmp_qlt_rd")},
+WITH {rules.interval_ctes("tmp_qlt_rd", keys)}, hz AS (SELECT * FROM tmp_qlt_hz),
     {rules.edge_gap_ctes(cfg, "tmp_qlt_rd", keys)}
 SELECT r.device_id, r.hour_ms, r.dt, r.step_ms, {rules.gap_missing("r.step_ms", "iv.interval_ms")} AS missing_n
 FROM tmp_qlt_rd r
@@ -105,18 +108,19 @@ WHERE {rules.is_submeter_mismatch(cfg)}""")
 def _stage_silent(ctx: Context, cfg: QualityConfig) -> None:
     """Device-hours of registered devices that sent nothing all day, with the readings they owed.
 
-    A staged campus day's data horizon runs from the median device's first to the median device's last reading
-    (``rules.horizon_cte``: the day so far, for today). A device placed in the campus over part of that
-    horizon with no reading that day owes, per metric its profile gives an interval, one reading per interval
-    from the start of its span: ``ceil((t - lo) / interval)`` readings are due before ``t``; an hour owes the
-    difference at its two ends (the hours add up to the day). Only on days when at least ``silent_min_share``
-    of the campus's registered devices reported: a few stray readings do not make everyone else silent.
+    A staged campus day's data horizon runs from the median device's first to the median device's last
+    reading (``tmp_qlt_hz``, staged by ``_stage_readings`` with ``rules.horizon_cte``: the day so far, for
+    today). A device placed in the campus over part of that horizon with no reading that day owes, per metric
+    its profile gives an interval, one reading per interval from the start of its span:
+    ``ceil((t - lo) / interval)`` readings are due before ``t``; an hour owes the difference at its two ends
+    (the hours add up to the day). Only on days when at least ``silent_min_share`` of the campus's registered
+    devices reported: a few stray readings do not make everyone else silent.
     """
     s = ctx.session
     s.execute("DROP TABLE IF EXISTS tmp_qlt_sil")
     s.execute(f"""
 CREATE TEMP TABLE tmp_qlt_sil AS
-WITH {rules.horizon_cte("tmp_qlt_rd")}, placed AS (
+WITH hz AS (SELECT * FROM tmp_qlt_hz), placed AS (
     SELECT d.*, hz.dt, GREATEST(hz.lo_ms, d.valid_from_ms) AS span_lo, LEAST(hz.hi_ms, d.valid_to_ms) AS span_hi,
         hz.device_n
     FROM dim_iot_device d
@@ -236,7 +240,7 @@ def qlt_device(ctx: Context) -> dict[str, int]:
     for table, grain in (("dws_qlt_device_1h", "hour_ms"), ("dws_qlt_device_1d", "dt")):
         n = ctx.session.execute_count(_silent_sql(table, grain), (ctx.hi,))
         hourly, daily = (hourly + n, daily) if grain == "hour_ms" else (hourly, daily + n)
-    for t in ("tmp_qlt_rd", "tmp_qlt_gap", "tmp_qlt_dup", "tmp_qlt_dis", "tmp_qlt_sil"):
+    for t in ("tmp_qlt_rd", "tmp_qlt_hz", "tmp_qlt_gap", "tmp_qlt_dup", "tmp_qlt_dis", "tmp_qlt_sil"):
         ctx.session.execute(f"DROP TABLE IF EXISTS {t}")
     return {"dws_qlt_device_1h": hourly, "dws_qlt_device_1d": daily}
 
